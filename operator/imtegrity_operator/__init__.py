@@ -1,0 +1,1 @@
+"""IMtegrity operator: reconciles IMtegrityProxy resources with kopf."""

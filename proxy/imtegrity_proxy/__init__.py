@@ -1,0 +1,1 @@
+"""IMtegrity proxy: relays AIM (OSCAR) sessions, archives and applies policy."""

@@ -1,0 +1,3 @@
+module github.com/breign/goAMF3
+
+go 1.24
