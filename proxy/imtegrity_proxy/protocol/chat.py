@@ -1,0 +1,118 @@
+"""Chat (family 0x000E): room messages and room info.
+
+Send (0x000E/0x0005): cookie (8 bytes), channel (u16, 3), TLVs: 0x01 public,
+0x06 reflect, 0x05 message info. Receive (0x000E/0x0006) adds TLV 0x03, the
+sender's user info. The message info holds TLVs 0x01 text, 0x02 encoding name
+and 0x03 language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .buffer import ByteReader, u16
+from .enums import ChatSubtype, Family
+from .errors import ProtocolError
+from .snac import Snac, encode_snac
+from .text import decode_chat_text, markup_to_plain
+from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, read_counted_tlvs, read_tlvs_to_end
+from .userinfo import UserInfo, read_user_info
+
+CHAT_CHANNEL = 0x0003
+MESSAGE_INFO_TLV = 0x0005
+SENDER_INFO_TLV = 0x0003
+TEXT_TLV = 0x0001
+ENCODING_TLV = 0x0002
+LANGUAGE_TLV = 0x0003
+ROOM_NAME_TLVS = (0x00D3, 0x006A)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    cookie: bytes = field(repr=False)
+    channel: int
+    tlvs: Tlvs
+    raw_text: bytes = field(repr=False)
+    text: str = field(repr=False)
+    encoding: str | None
+    charset_name: str
+    sender: UserInfo | None = None
+
+    @property
+    def plain(self) -> str:
+        return markup_to_plain(self.text)
+
+
+def parse_chat_send(snac: Snac) -> ChatMessage:
+    _expect(snac, ChatSubtype.CHANNEL_MSG_TO_HOST)
+    return _parse_chat(snac.body, "chat send")
+
+
+def parse_chat_receive(snac: Snac) -> ChatMessage:
+    _expect(snac, ChatSubtype.CHANNEL_MSG_TO_CLIENT)
+    return _parse_chat(snac.body, "chat receive")
+
+
+def _parse_chat(body: bytes, context: str) -> ChatMessage:
+    reader = ByteReader(body, context)
+    cookie = reader.take(8, "chat cookie")
+    channel = reader.u16("chat channel")
+    tlvs = read_tlvs_to_end(reader)
+    info_raw = find_tlv(tlvs, MESSAGE_INFO_TLV)
+    info = parse_tlvs(info_raw, "chat message info") if info_raw is not None else ()
+    raw_text = find_tlv(info, TEXT_TLV) or b""
+    encoding_raw = find_tlv(info, ENCODING_TLV)
+    encoding = None if encoding_raw is None else encoding_raw.decode("ascii", "replace")
+    text, charset_name = decode_chat_text(encoding, raw_text)
+    sender_raw = find_tlv(tlvs, SENDER_INFO_TLV)
+    sender = None
+    if sender_raw is not None:
+        sender = read_user_info(ByteReader(sender_raw, "chat sender info"))
+    return ChatMessage(cookie, channel, tlvs, raw_text, text, encoding, charset_name, sender)
+
+
+def encode_chat_send(request_id: int, cookie: bytes, text: str) -> bytes:
+    """Build a chat send (used by the scripted client): ASCII or UCS-2."""
+    if text.isascii():
+        raw, encoding = text.encode("ascii"), b"us-ascii"
+    else:
+        raw, encoding = text.encode("utf-16-be"), b"unicode-2-0"
+    info = encode_tlvs((Tlv(TEXT_TLV, raw), Tlv(ENCODING_TLV, encoding), Tlv(LANGUAGE_TLV, b"en")))
+    tlvs = (Tlv(0x0001, b""), Tlv(0x0006, b""), Tlv(MESSAGE_INFO_TLV, info))
+    body = cookie + u16(CHAT_CHANNEL) + encode_tlvs(tlvs)
+    return encode_snac(Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST, request_id, body)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    exchange: int
+    cookie: str
+    instance: int
+    name: str | None
+
+
+def parse_room_info(snac: Snac) -> RoomInfo:
+    """Decode 0x000E/0x0002, which names the room of a chat connection."""
+    _expect(snac, ChatSubtype.ROOM_INFO_UPDATE)
+    reader = ByteReader(snac.body, "chat room info")
+    exchange = reader.u16("chat exchange")
+    cookie = reader.u8_string("chat room cookie").decode("utf-8", "replace")
+    instance = reader.u16("chat instance")
+    reader.u8("chat detail level")
+    tlvs = read_counted_tlvs(reader, reader.u16("chat room TLV count"))
+    name = None
+    for tlv_type in ROOM_NAME_TLVS:
+        raw = find_tlv(tlvs, tlv_type)
+        if raw is not None:
+            name = raw.decode("utf-8", "replace")
+            break
+    return RoomInfo(exchange, cookie, instance, name)
+
+
+def _expect(snac: Snac, subtype: ChatSubtype) -> None:
+    if snac.family != Family.CHAT or snac.subtype != subtype:
+        raise ProtocolError(
+            f"expected chat subtype 0x{subtype:04x}",
+            expected=(Family.CHAT << 16) | subtype,
+            actual=(snac.family << 16) | snac.subtype,
+        )

@@ -1,0 +1,229 @@
+"""ICBM (family 0x0004): instant messages, typing notifications, acks and errors.
+
+Send (0x0004/0x0006): ICBM cookie (8 bytes), channel (u16), screen name (u8
+length), TLVs. Receive (0x0004/0x0007): cookie, channel, the sender's user info
+block, TLVs. On channel 1 the text is in TLV 0x02 as fragments: id (u8),
+version (u8), length (u16), data; 05 01 lists features, and each 01 01 holds
+charset (u16), subset (u16) and text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .buffer import ByteReader, u16
+from .enums import Family, IcbmChannel, IcbmSubtype, IcbmTlv
+from .errors import ProtocolError
+from .snac import Snac, encode_snac
+from .text import decode_fragment_text, encode_fragment_text, markup_to_plain
+from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end, replace_tlv
+from .userinfo import UserInfo, decode_screen_name, read_user_info
+
+FEATURES_ID = 0x05
+TEXT_ID = 0x01
+FRAGMENT_VERSION = 0x01
+DEFAULT_FEATURES = b"\x01"
+COOKIE_SIZE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One fragment of ICBM TLV 0x02."""
+
+    id: int
+    version: int
+    data: bytes
+
+    def to_bytes(self) -> bytes:
+        return bytes([self.id, self.version]) + u16(len(self.data)) + self.data
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    charset: int
+    subset: int
+    raw: bytes = field(repr=False)
+    text: str = field(repr=False)
+    charset_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBody:
+    """Decoded ICBM TLV 0x02: its fragments and the text they carry."""
+
+    fragments: tuple[Fragment, ...]
+    parts: tuple[TextPart, ...]
+
+    @property
+    def markup(self) -> str:
+        return "".join(part.text for part in self.parts)
+
+    @property
+    def plain(self) -> str:
+        return markup_to_plain(self.markup)
+
+    @property
+    def charset_name(self) -> str:
+        names = {part.charset_name for part in self.parts}
+        if not names:
+            return "none"
+        return names.pop() if len(names) == 1 else "mixed"
+
+    def __repr__(self) -> str:
+        return f"MessageBody(fragments={len(self.fragments)}, parts={len(self.parts)})"
+
+
+def parse_fragments(data: bytes) -> tuple[Fragment, ...]:
+    reader = ByteReader(data, "ICBM TLV 0x0002 fragments")
+    fragments = []
+    while reader.remaining:
+        frag_id = reader.u8("fragment id")
+        version = reader.u8("fragment version")
+        fragments.append(Fragment(frag_id, version, reader.u16_string("fragment data")))
+    return tuple(fragments)
+
+
+def parse_message_body(data: bytes) -> MessageBody:
+    fragments = parse_fragments(data)
+    parts = tuple(_text_part(f) for f in fragments if f.id == TEXT_ID)
+    return MessageBody(fragments, parts)
+
+
+def _text_part(fragment: Fragment) -> TextPart:
+    reader = ByteReader(fragment.data, "ICBM text fragment")
+    charset = reader.u16("text charset")
+    subset = reader.u16("text charset subset")
+    raw = reader.rest()
+    text, name = decode_fragment_text(charset, raw)
+    return TextPart(charset, subset, raw, text, name)
+
+
+def encode_message_body(text: str, features: bytes = DEFAULT_FEATURES) -> bytes:
+    charset, raw = encode_fragment_text(text)
+    features_fragment = Fragment(FEATURES_ID, FRAGMENT_VERSION, features)
+    text_fragment = Fragment(TEXT_ID, FRAGMENT_VERSION, u16(charset) + u16(0) + raw)
+    return features_fragment.to_bytes() + text_fragment.to_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Icbm:
+    """A decoded ICBM send (outbound) or receive (inbound)."""
+
+    cookie: bytes = field(repr=False)
+    channel: int
+    screen_name: str
+    tlvs: Tlvs
+    sender: UserInfo | None = None
+
+    @property
+    def message(self) -> MessageBody | None:
+        """The channel-1 text, or None for other channels or a missing TLV 0x02."""
+        raw = find_tlv(self.tlvs, IcbmTlv.MESSAGE)
+        if self.channel != IcbmChannel.IM or raw is None:
+            return None
+        return parse_message_body(raw)
+
+    @property
+    def auto_response(self) -> bool:
+        return find_tlv(self.tlvs, IcbmTlv.AUTO_RESPONSE) is not None
+
+    @property
+    def wants_ack(self) -> bool:
+        return find_tlv(self.tlvs, IcbmTlv.REQUEST_HOST_ACK) is not None
+
+    def with_message(self, body: bytes) -> Icbm:
+        tlvs = replace_tlv(self.tlvs, IcbmTlv.MESSAGE, body)
+        return Icbm(self.cookie, self.channel, self.screen_name, tlvs, self.sender)
+
+
+def parse_icbm_send(snac: Snac) -> Icbm:
+    _expect(snac, IcbmSubtype.CHANNEL_MSG_TO_HOST)
+    reader = ByteReader(snac.body, "ICBM send")
+    cookie = reader.take(COOKIE_SIZE, "ICBM cookie")
+    channel = reader.u16("ICBM channel")
+    name = decode_screen_name(reader.u8_string("recipient screen name"))
+    return Icbm(cookie, channel, name, read_tlvs_to_end(reader))
+
+
+def parse_icbm_receive(snac: Snac) -> Icbm:
+    _expect(snac, IcbmSubtype.CHANNEL_MSG_TO_CLIENT)
+    reader = ByteReader(snac.body, "ICBM receive")
+    cookie = reader.take(COOKIE_SIZE, "ICBM cookie")
+    channel = reader.u16("ICBM channel")
+    sender = read_user_info(reader)
+    return Icbm(cookie, channel, sender.screen_name, read_tlvs_to_end(reader), sender)
+
+
+def encode_icbm_send(
+    request_id: int, cookie: bytes, recipient: str, tlvs: Tlvs, channel: int = IcbmChannel.IM
+) -> bytes:
+    name = recipient.encode("utf-8")
+    body = _cookie(cookie) + u16(channel) + bytes([len(name)]) + name + encode_tlvs(tlvs)
+    return encode_snac(Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST, request_id, body)
+
+
+def encode_icbm_receive(
+    request_id: int, cookie: bytes, sender: UserInfo, tlvs: Tlvs, channel: int = IcbmChannel.IM
+) -> bytes:
+    body = _cookie(cookie) + u16(channel) + sender.to_bytes() + encode_tlvs(tlvs)
+    return encode_snac(Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT, request_id, body)
+
+
+def text_message_tlvs(text: str, *, ack: bool = False) -> Tlvs:
+    tlvs = [Tlv(IcbmTlv.MESSAGE, encode_message_body(text))]
+    if ack:
+        tlvs.append(Tlv(IcbmTlv.REQUEST_HOST_ACK, b""))
+    return tuple(tlvs)
+
+
+@dataclass(frozen=True, slots=True)
+class TypingNotification:
+    cookie: bytes = field(repr=False)
+    channel: int
+    screen_name: str
+    event: int
+
+
+def parse_typing(snac: Snac) -> TypingNotification:
+    _expect(snac, IcbmSubtype.CLIENT_EVENT)
+    reader = ByteReader(snac.body, "typing notification")
+    cookie = reader.take(COOKIE_SIZE, "ICBM cookie")
+    channel = reader.u16("ICBM channel")
+    name = decode_screen_name(reader.u8_string("screen name"))
+    return TypingNotification(cookie, channel, name, reader.u16("typing event"))
+
+
+def encode_typing(request_id: int, cookie: bytes, screen_name: str, event: int) -> bytes:
+    name = screen_name.encode("utf-8")
+    body = _cookie(cookie) + u16(IcbmChannel.IM) + bytes([len(name)]) + name + u16(event)
+    return encode_snac(Family.ICBM, IcbmSubtype.CLIENT_EVENT, request_id, body)
+
+
+@dataclass(frozen=True, slots=True)
+class HostAck:
+    cookie: bytes = field(repr=False)
+    channel: int
+    screen_name: str
+
+
+def parse_host_ack(snac: Snac) -> HostAck:
+    _expect(snac, IcbmSubtype.HOST_ACK)
+    reader = ByteReader(snac.body, "ICBM host ack")
+    cookie = reader.take(COOKIE_SIZE, "ICBM cookie")
+    channel = reader.u16("ICBM channel")
+    return HostAck(cookie, channel, decode_screen_name(reader.u8_string("screen name")))
+
+
+def _cookie(cookie: bytes) -> bytes:
+    if len(cookie) != COOKIE_SIZE:
+        raise ProtocolError("ICBM cookie length", expected=COOKIE_SIZE, actual=len(cookie))
+    return cookie
+
+
+def _expect(snac: Snac, subtype: IcbmSubtype) -> None:
+    if snac.family != Family.ICBM or snac.subtype != subtype:
+        raise ProtocolError(
+            f"expected ICBM subtype 0x{subtype:04x}",
+            expected=(Family.ICBM << 16) | subtype,
+            actual=(snac.family << 16) | snac.subtype,
+        )

@@ -1,0 +1,111 @@
+"""Message text: charsets of ICBM fragments and chat, and markup to plain text."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+from .enums import Charset
+
+# Tags of the HTML subset AIM clients send; text without one is not markup.
+_MARKUP_TAG = re.compile(r"<\s*/?\s*(html|body|font|br|b|i|u|a|p|span|div|em|strong)\b", re.I)
+
+# Names the archive records for each charset.
+CHARSET_NAMES = {
+    Charset.ASCII: "ascii",
+    Charset.UCS2: "ucs-2",
+    Charset.LATIN1: "latin-1",
+}
+
+
+def decode_fragment_text(charset: int, data: bytes) -> tuple[str, str]:
+    """Decode one ICBM text fragment; return (text, charset name).
+
+    Charset 0x0000 is ASCII on paper, but clients send UTF-8 under it, so valid
+    UTF-8 is decoded as UTF-8. UCS-2 is decoded as UTF-16BE, so surrogate pairs
+    (emoji) survive. Bytes that do not decode are replaced with U+FFFD, never
+    dropped, and the charset name says so.
+    """
+    if charset == Charset.UCS2:
+        return _decode_or_replace(data, "utf-16-be", "ucs-2")
+    if charset == Charset.LATIN1:
+        return data.decode("latin-1"), "latin-1"
+    if charset == Charset.ASCII:
+        if data.isascii():
+            return data.decode("ascii"), "ascii"
+        return _decode_utf8_or_latin1(data)
+    # An unknown charset: keep what UTF-8 gives, and name the code.
+    text, _ = _decode_or_replace(data, "utf-8", "utf-8")
+    return text, f"unknown-0x{charset:04x}"
+
+
+def encode_fragment_text(text: str) -> tuple[int, bytes]:
+    """Pick the narrowest charset that holds ``text``; return (charset, bytes)."""
+    if text.isascii():
+        return Charset.ASCII, text.encode("ascii")
+    try:
+        return Charset.LATIN1, text.encode("latin-1")
+    except UnicodeEncodeError:
+        return Charset.UCS2, text.encode("utf-16-be")
+
+
+def decode_chat_text(encoding: str | None, data: bytes) -> tuple[str, str]:
+    """Decode chat text by the encoding name of TLV 0x02 in the message info."""
+    name = (encoding or "us-ascii").strip().lower()
+    if name.startswith("unicode"):
+        return _decode_or_replace(data, "utf-16-be", "ucs-2")
+    if name in {"iso-8859-1", "latin-1", "latin1"}:
+        return data.decode("latin-1"), "latin-1"
+    if data.isascii():
+        return data.decode("ascii"), "ascii"
+    return _decode_utf8_or_latin1(data)
+
+
+def _decode_or_replace(data: bytes, codec: str, name: str) -> tuple[str, str]:
+    try:
+        return data.decode(codec), name
+    except UnicodeDecodeError:
+        return data.decode(codec, errors="replace"), f"{name} (invalid bytes replaced)"
+
+
+def _decode_utf8_or_latin1(data: bytes) -> tuple[str, str]:
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+class _TextExtractor(HTMLParser):
+    """Collect character data; a <br> or a closing block tag ends a line."""
+
+    LINE_BREAKS = frozenset({"br", "p", "div"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("p", "div"):
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def looks_like_markup(text: str) -> bool:
+    return _MARKUP_TAG.search(text) is not None
+
+
+def markup_to_plain(text: str) -> str:
+    """Strip AIM's HTML subset to plain text; text without markup is returned as it is."""
+    if not looks_like_markup(text):
+        return text
+    extractor = _TextExtractor()
+    extractor.feed(text)
+    extractor.close()
+    return html.unescape("".join(extractor.parts)).strip("\n")
