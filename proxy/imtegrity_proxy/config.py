@@ -63,6 +63,9 @@ HTTP_PROXY_REJECTED = (
     "(set upstream.socks.proxies[].version to 4 or 5)"
 )
 
+# The default listening address: in a pod, clients and probes arrive on the pod IP.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens,
 # each 1 to 63 characters, 253 characters in all. A trailing dot is allowed.
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -181,9 +184,11 @@ class _Model(BaseModel):
 class ListenConfig(_Model):
     """Listening address and ports for AIM client connections."""
 
-    host: str = Field("0.0.0.0", description="Local address to listen on (IP or host name).")  # noqa: S104
+    host: str = Field(
+        default=ALL_INTERFACES, description="Local address to listen on (IP or host name)."
+    )
     ports: list[Port] = Field(
-        [5190],
+        default=[5190],
         min_length=1,
         description="TCP ports to accept AIM clients on; at least one, each unique.",
     )
@@ -206,7 +211,7 @@ class AdvertiseConfig(_Model):
     """The address the proxy hands to clients in place of the servers' own addresses."""
 
     host: str | None = Field(
-        None,
+        default=None,
         description=(
             "Host name or IP address given to clients for their next connection. "
             "Null means the local address the client connected to. The port is always "
@@ -224,22 +229,23 @@ class SocksProxy(_Model):
     """One SOCKS proxy for outgoing upstream connections."""
 
     version: Literal[4, 5] = Field(
-        5, description="SOCKS protocol version: 4 (with remote_dns, SOCKS4a) or 5."
+        default=5, description="SOCKS protocol version: 4 (with remote_dns, SOCKS4a) or 5."
     )
-    host: str = Field(..., description="SOCKS proxy host name or IP address.")
-    port: Port = Field(1080, description="SOCKS proxy TCP port.")
+    host: str = Field(description="SOCKS proxy host name or IP address.")
+    port: Port = Field(default=1080, description="SOCKS proxy TCP port.")
     username: str | None = Field(
-        None, description="User name (SOCKS5 user/password authentication, or SOCKS4 user ID)."
+        default=None,
+        description="User name (SOCKS5 user/password authentication, or SOCKS4 user ID).",
     )
     password_file: str | None = Field(
-        None,
+        default=None,
         description="File whose content is the SOCKS5 password; one trailing newline is ignored.",
     )
     password_env: str | None = Field(
-        None, description="Environment variable that holds the SOCKS5 password."
+        default=None, description="Environment variable that holds the SOCKS5 password."
     )
     remote_dns: bool = Field(
-        True,
+        default=True,
         description=(
             "Let the proxy resolve upstream host names. For version 4 this means SOCKS4a."
         ),
@@ -328,18 +334,20 @@ class SocksConfig(_Model):
     """SOCKS proxies for the upstream connections, tried in order."""
 
     proxies: list[SocksProxy] = Field(
-        ...,
         min_length=1,
         description="SOCKS proxies tried in order until one connects; at least one.",
     )
     connect_timeout_seconds: float = Field(
-        10, gt=0, description="Time limit for the TCP connection to a SOCKS proxy, in seconds."
+        default=10,
+        gt=0,
+        description="Time limit for the TCP connection to a SOCKS proxy, in seconds.",
     )
     handshake_timeout_seconds: float = Field(
-        10, gt=0, description="Time limit for the SOCKS handshake, in seconds."
+        default=10, gt=0, description="Time limit for the SOCKS handshake, in seconds."
     )
     check_in_readiness: bool = Field(
-        False, description="Make /readyz fail while no SOCKS proxy accepts a TCP connection."
+        default=False,
+        description="Make /readyz fail while no SOCKS proxy accepts a TCP connection.",
     )
 
     @model_validator(mode="before")
@@ -361,22 +369,22 @@ class UpstreamConfig(_Model):
     """The real OSCAR servers and how to reach them."""
 
     servers: list[HostPort] = Field(
-        ["login.oscar.aol.com:5190"],
+        default=["login.oscar.aol.com:5190"],
         min_length=1,
         description="Login servers as host:port ([IPv6]:port for IPv6), tried in order.",
     )
     connect_timeout_seconds: float = Field(
-        10, gt=0, description="Time limit for each upstream TCP connection, in seconds."
+        default=10, gt=0, description="Time limit for each upstream TCP connection, in seconds."
     )
     source_addresses: list[IPAddress] = Field(
-        [],
+        default=[],
         description=(
             "Local IP addresses that outgoing connections are spread across; "
             "empty means the system's choice."
         ),
     )
     socks: SocksConfig | None = Field(
-        None, description="SOCKS proxies for upstream connections; null connects directly."
+        default=None, description="SOCKS proxies for upstream connections; null connects directly."
     )
 
     @model_validator(mode="before")
@@ -402,24 +410,28 @@ class RelayConfig(_Model):
     """Limits and timers of the relay."""
 
     cookie_ttl_seconds: float = Field(
-        300,
+        default=300,
         gt=0,
         description="How long a cookie handed to a client is remembered, in seconds.",
     )
     max_cookies: int = Field(
-        100_000, ge=1, description="Maximum number of cookies remembered at once."
+        default=100_000, ge=1, description="Maximum number of cookies remembered at once."
     )
     max_frame_payload: int = Field(
-        65535,
+        default=65535,
         ge=1,
         le=65535,
         description="Largest FLAP payload accepted, in bytes (the FLAP length field is 16 bits).",
     )
     shutdown_grace_seconds: float = Field(
-        30, ge=0, description="Time given to open sessions to end after SIGTERM, in seconds."
+        default=30,
+        ge=0,
+        description="Time given to open sessions to end after SIGTERM, in seconds.",
     )
     idle_timeout_seconds: float = Field(
-        0, ge=0, description="Close a connection idle this long, in seconds; 0 disables it."
+        default=0,
+        ge=0,
+        description="Close a connection idle this long, in seconds; 0 disables it.",
     )
 
 
@@ -427,13 +439,15 @@ class ArchiveConfig(_Model):
     """The message archive."""
 
     path: str = Field(
-        "imtegrity-archive.sqlite3", min_length=1, description="Path of the SQLite archive file."
+        default="imtegrity-archive.sqlite3",
+        min_length=1,
+        description="Path of the SQLite archive file.",
     )
     max_batch: int = Field(
-        256, ge=1, description="Maximum number of records committed in one transaction."
+        default=256, ge=1, description="Maximum number of records committed in one transaction."
     )
     max_delay_ms: float = Field(
-        5,
+        default=5,
         ge=0,
         description="Maximum time a record waits for others to share its commit, in milliseconds.",
     )
@@ -442,28 +456,35 @@ class ArchiveConfig(_Model):
 class DeniedSignonConfig(_Model):
     """The error sent to a client whose sign-on policy denies."""
 
-    code: int = Field(1, ge=0, le=0xFFFF, description="Error code sent in sign-on TLV 0x08.")
-    url: str = Field("", description="Error URL sent in sign-on TLV 0x04; empty sends none.")
+    code: int = Field(
+        default=1, ge=0, le=0xFFFF, description="Error code sent in sign-on TLV 0x08."
+    )
+    url: str = Field(
+        default="", description="Error URL sent in sign-on TLV 0x04; empty sends none."
+    )
 
 
 class DisclaimerConfig(_Model):
     """Disclaimer texts injected into conversations."""
 
     outbound: str = Field(
-        "", description="Text shown to the local user before a conversation; empty disables it."
+        default="",
+        description="Text shown to the local user before a conversation; empty disables it.",
     )
     inbound: str = Field(
-        "", description="Text sent to the remote party before a conversation; empty disables it."
+        default="",
+        description="Text sent to the remote party before a conversation; empty disables it.",
     )
     scope: Literal["conversation-day", "session", "message"] = Field(
-        "conversation-day",
+        default="conversation-day",
         description=(
             "How often a disclaimer repeats: once per conversation and calendar day, "
             "once per session, or before every message."
         ),
     )
     timezone: str = Field(
-        "UTC", description="IANA time zone that defines the calendar day, e.g. Europe/Berlin."
+        default="UTC",
+        description="IANA time zone that defines the calendar day, e.g. Europe/Berlin.",
     )
 
     @field_validator("timezone")
@@ -479,17 +500,17 @@ class DisclaimerConfig(_Model):
 class ContentRule(_Model):
     """A content rule applied to message text, in list order."""
 
-    name: str = Field(..., min_length=1, description="Unique rule name, stored in the archive.")
-    pattern: str = Field(..., min_length=1, description="Python regular expression to search.")
+    name: str = Field(min_length=1, description="Unique rule name, stored in the archive.")
+    pattern: str = Field(min_length=1, description="Python regular expression to search.")
     action: Literal["block", "redact", "flag"] = Field(
-        "flag",
+        default="flag",
         description=(
             "block drops the message, redact replaces each match, flag only records the rule."
         ),
     )
-    notice: str = Field("", description="Text sent to the sender when the rule acts.")
+    notice: str = Field(default="", description="Text sent to the sender when the rule acts.")
     applies_to: list[Literal["im", "chat"]] = Field(
-        ["im", "chat"],
+        default=["im", "chat"],
         min_length=1,
         description="Message kinds the rule applies to: im, chat or both.",
     )
@@ -507,20 +528,25 @@ class ContentRule(_Model):
 class RemotePartyRule(_Model):
     """A rule on who local users may talk to, in list order; the first match wins."""
 
-    name: str = Field(..., min_length=1, description="Unique rule name, stored in the archive.")
-    action: Literal["allow", "deny"] = Field("deny", description="allow or deny the exchange.")
+    name: str = Field(min_length=1, description="Unique rule name, stored in the archive.")
+    action: Literal["allow", "deny"] = Field(
+        default="deny", description="allow or deny the exchange."
+    )
     local: str = Field(
-        "*",
+        default="*",
         min_length=1,
         description='Local side: a corporate identity, "group:NAME", or "*" for everyone.',
     )
     remote: str = Field(
-        "*", min_length=1, description="Glob over the normalised remote screen name."
+        default="*", min_length=1, description="Glob over the normalised remote screen name."
     )
     room: str | None = Field(
-        None, description="Glob over the chat room name; null matches direct messages only."
+        default=None,
+        description="Glob over the chat room name; null matches direct messages only.",
     )
-    notice: str = Field("", description="Text sent to the local user when the rule denies.")
+    notice: str = Field(
+        default="", description="Text sent to the local user when the rule denies."
+    )
 
     @field_validator("remote")
     @classmethod
@@ -532,16 +558,16 @@ class RendezvousConfig(_Model):
     """Peer-to-peer (rendezvous) requests."""
 
     file_transfer: Literal["allow", "block"] = Field(
-        "block", description="Send File requests: allow or block."
+        default="block", description="Send File requests: allow or block."
     )
     direct_im: Literal["allow", "block"] = Field(
-        "block", description="Direct IM requests, which bypass the proxy: allow or block."
+        default="block", description="Direct IM requests, which bypass the proxy: allow or block."
     )
     get_file: Literal["allow", "block"] = Field(
-        "block", description="Get File requests: allow or block."
+        default="block", description="Get File requests: allow or block."
     )
     allow_identities: list[str] = Field(
-        [], description="Corporate identities allowed every rendezvous kind."
+        default=[], description="Corporate identities allowed every rendezvous kind."
     )
 
 
@@ -549,30 +575,31 @@ class PolicyConfig(_Model):
     """Sign-on, content, disclaimer, remote-party and rendezvous policy."""
 
     identities: dict[str, str] = Field(
-        {},
+        default={},
         description=(
             "Screen name to corporate identity. Keys are normalised at load "
             "(lower case, spaces removed)."
         ),
     )
     groups: dict[str, list[str]] = Field(
-        {}, description="Group name to the corporate identities in it."
+        default={}, description="Group name to the corporate identities in it."
     )
     unregistered: Literal["allow", "deny"] = Field(
-        "allow", description="Sign-on of screen names missing from identities: allow or deny."
+        default="allow",
+        description="Sign-on of screen names missing from identities: allow or deny.",
     )
     denied_signon: DeniedSignonConfig = Field(
-        DeniedSignonConfig(), description="The error a denied client receives."
+        default=DeniedSignonConfig(), description="The error a denied client receives."
     )
     disclaimer: DisclaimerConfig = Field(
-        DisclaimerConfig(), description="Disclaimer texts and how often they repeat."
+        default=DisclaimerConfig(), description="Disclaimer texts and how often they repeat."
     )
-    rules: list[ContentRule] = Field([], description="Content rules, applied in order.")
+    rules: list[ContentRule] = Field(default=[], description="Content rules, applied in order.")
     remote_parties: list[RemotePartyRule] = Field(
-        [], description="Remote-party rules; the first match decides."
+        default=[], description="Remote-party rules; the first match decides."
     )
     rendezvous: RendezvousConfig = Field(
-        RendezvousConfig(), description="Peer-to-peer request policy."
+        default=RendezvousConfig(), description="Peer-to-peer request policy."
     )
 
     @field_validator("identities")
@@ -632,8 +659,8 @@ def _duplicate_names(where: str, names: list[str]) -> list[tuple[str, str]]:
 class HealthConfig(_Model):
     """The HTTP server for /healthz, /readyz and /metrics."""
 
-    host: str = Field("0.0.0.0", description="Local address of the health server.")  # noqa: S104
-    port: Port = Field(8080, description="TCP port of the health server.")
+    host: str = Field(default=ALL_INTERFACES, description="Local address of the health server.")
+    port: Port = Field(default=8080, description="TCP port of the health server.")
 
     @field_validator("host")
     @classmethod
@@ -645,10 +672,11 @@ class LoggingConfig(_Model):
     """Log output."""
 
     format: Literal["text", "json"] = Field(
-        "text", description="text for one readable line per event, json for one JSON object."
+        default="text",
+        description="text for one readable line per event, json for one JSON object.",
     )
     level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest level written: debug, info, warning or error."
+        default="info", description="Lowest level written: debug, info, warning or error."
     )
 
     @field_validator("format", "level", mode="before")
@@ -660,16 +688,20 @@ class LoggingConfig(_Model):
 class Config(_Model):
     """The whole proxy configuration."""
 
-    listen: ListenConfig = Field(ListenConfig(), description="Where AIM clients connect.")
+    listen: ListenConfig = Field(default=ListenConfig(), description="Where AIM clients connect.")
     advertise: AdvertiseConfig = Field(
-        AdvertiseConfig(), description="The address handed to clients."
+        default=AdvertiseConfig(), description="The address handed to clients."
     )
-    upstream: UpstreamConfig = Field(UpstreamConfig(), description="The real OSCAR servers.")
-    relay: RelayConfig = Field(RelayConfig(), description="Relay limits and timers.")
-    archive: ArchiveConfig = Field(ArchiveConfig(), description="Message archive.")
-    policy: PolicyConfig = Field(PolicyConfig(), description="Compliance policy.")
-    health: HealthConfig = Field(HealthConfig(), description="Health and metrics HTTP server.")
-    logging: LoggingConfig = Field(LoggingConfig(), description="Log format and level.")
+    upstream: UpstreamConfig = Field(
+        default=UpstreamConfig(), description="The real OSCAR servers."
+    )
+    relay: RelayConfig = Field(default=RelayConfig(), description="Relay limits and timers.")
+    archive: ArchiveConfig = Field(default=ArchiveConfig(), description="Message archive.")
+    policy: PolicyConfig = Field(default=PolicyConfig(), description="Compliance policy.")
+    health: HealthConfig = Field(
+        default=HealthConfig(), description="Health and metrics HTTP server."
+    )
+    logging: LoggingConfig = Field(default=LoggingConfig(), description="Log format and level.")
 
     @model_validator(mode="before")
     @classmethod
