@@ -25,6 +25,7 @@ TEXT_TLV = 0x0001
 ENCODING_TLV = 0x0002
 LANGUAGE_TLV = 0x0003
 ROOM_NAME_TLVS = (0x00D3, 0x006A)
+NAV_ROOM_INFO_TLV = 0x0004
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,12 @@ class RoomInfo:
 def parse_room_info(snac: Snac) -> RoomInfo:
     """Decode 0x000E/0x0002, which names the room of a chat connection."""
     _expect(snac, ChatSubtype.ROOM_INFO_UPDATE)
-    reader = ByteReader(snac.body, "chat room info")
+    return parse_room_info_body(snac.body)
+
+
+def parse_room_info_body(body: bytes) -> RoomInfo:
+    """Decode the room info layout that 0x000E/0x0002 and chat navigation share."""
+    reader = ByteReader(body, "chat room info")
     exchange = reader.u16("chat exchange")
     cookie = reader.u8_string("chat room cookie").decode("utf-8", "replace")
     instance = reader.u16("chat instance")
@@ -109,6 +115,37 @@ def parse_room_info(snac: Snac) -> RoomInfo:
     return RoomInfo(exchange, cookie, instance, name)
 
 
+def encode_create_room(request_id: int, exchange: int, name: str) -> bytes:
+    """Build chat navigation 0x000D/0x0008, which creates or finds a room by name."""
+    cookie = b"create"
+    tlvs = (Tlv(ROOM_NAME_TLVS[0], name.encode("utf-8")),)
+    body = (
+        u16(exchange)
+        + bytes([len(cookie)])
+        + cookie
+        + u16(0xFFFF)
+        + b"\x01"
+        + u16(len(tlvs))
+        + encode_tlvs(tlvs)
+    )
+    return encode_snac(Family.CHAT_NAV, 0x0008, request_id, body)
+
+
+def parse_nav_info_room(snac: Snac) -> RoomInfo:
+    """Decode the room of a chat navigation reply 0x000D/0x0009 (TLV 0x04)."""
+    if snac.family != Family.CHAT_NAV or snac.subtype != 0x0009:
+        raise ProtocolError(
+            "expected chat navigation info",
+            expected=(Family.CHAT_NAV << 16) | 0x0009,
+            actual=(snac.family << 16) | snac.subtype,
+        )
+    tlvs = read_tlvs_to_end(ByteReader(snac.body, "chat navigation info"))
+    raw = find_tlv(tlvs, NAV_ROOM_INFO_TLV)
+    if raw is None:
+        raise ProtocolError("chat navigation info has no room TLV", expected=NAV_ROOM_INFO_TLV)
+    return parse_room_info_body(raw)
+
+
 def _expect(snac: Snac, subtype: ChatSubtype) -> None:
     if snac.family != Family.CHAT or snac.subtype != subtype:
         raise ProtocolError(
@@ -116,3 +153,13 @@ def _expect(snac: Snac, subtype: ChatSubtype) -> None:
             expected=(Family.CHAT << 16) | subtype,
             actual=(snac.family << 16) | snac.subtype,
         )
+
+
+def room_name_from_cookie(cookie: str) -> str:
+    """Take the room name from a chat cookie of the form ``exchange-instance-name``.
+
+    Clients and servers agree only on the third segment being the name; a cookie
+    of another shape is returned whole.
+    """
+    parts = cookie.split("-", 2)
+    return parts[2] if len(parts) == 3 and parts[2] else cookie

@@ -137,6 +137,15 @@ class SequenceRenumberer:
         self._last_sent = sequence
         return Flap(channel, sequence, payload)
 
+    def rebase(self, incoming: int, outgoing: int) -> None:
+        """Make the frame after ``incoming`` go out as the one after ``outgoing``.
+
+        Used when the proxy answered for the peer (its own hello) and then drops
+        the peer's version of that frame.
+        """
+        self._offset = (outgoing - incoming) % SEQUENCE_MODULUS
+        self._last_sent = outgoing
+
     def drop(self, frame: Flap) -> None:
         """Account for a frame the proxy withholds from this direction."""
         self._offset -= 1

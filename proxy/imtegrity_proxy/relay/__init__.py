@@ -1,0 +1,1 @@
+"""The asyncio edge of the proxy: listeners, upstream connections and relayed sessions."""

@@ -1,0 +1,119 @@
+"""The proxy process: listeners, the health server, signals and a graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from ..archive import Archive, ArchiveError
+from ..config import Config
+from ..health import HealthServer
+from ..metrics import ProxyMetrics
+from .connection import Connection
+from .context import RelayContext
+
+log = logging.getLogger("imtegrity.relay")
+
+
+class ProxyServer:
+    """Every listener of one proxy, sharing one archive, cookie store and metrics."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = ProxyMetrics()
+        self.context: RelayContext | None = None
+        self.health: HealthServer | None = None
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def ports(self) -> list[int]:
+        """Bound listener ports, in the order of ``listen.ports``."""
+        return [s.sockets[0].getsockname()[1] for s in self._servers if s.sockets]
+
+    async def start(self) -> None:
+        archive_config = self.config.archive
+        archive = await Archive.open(
+            archive_config.path,
+            max_batch=archive_config.max_batch,
+            max_delay=archive_config.max_delay_ms / 1000,
+        )
+        self.context = RelayContext.create(self.config, archive, self.metrics)
+        host = self.config.listen.host
+        for port in self.config.listen.ports:
+            server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+            self._servers.append(server)
+            log.info("listening on %s:%d", host, port)
+        checks = [("listeners", self._listening), ("archive", archive.check_writable)]
+        health = self.config.health
+        self.health = HealthServer(health.host, health.port, self.metrics, checks)
+        await self.health.start()
+        self.health.set_ready(True)
+        log.info("proxy started: upstream %s", ", ".join(self.config.upstream.servers))
+
+    async def _listening(self) -> bool:
+        return bool(self._servers) and all(s.is_serving() for s in self._servers)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.context is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)  # type: ignore[arg-type]
+        try:
+            await Connection(self.context, reader, writer).run()
+        finally:
+            self._connections.discard(task)  # type: ignore[arg-type]
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop accepting, let sessions drain for the grace period, then close the rest."""
+        grace = (
+            self.config.relay.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        )
+        if self.health is not None:
+            self.health.set_ready(False)
+        for server in self._servers:
+            server.close()
+        open_connections = set(self._connections)
+        log.info("stopping: %d open connections, %.0fs to drain", len(open_connections), grace)
+        if open_connections:
+            _, pending = await asyncio.wait(open_connections, timeout=grace or None)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.info("closed %d connections at the end of the grace period", len(pending))
+        await self._close_services()
+        log.info("proxy stopped")
+
+    async def _close_services(self) -> None:
+        if self.context is not None:
+            await self.context.archive.close()
+        if self.health is not None:
+            await self.health.stop()
+        self.metrics.shutdown()
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
+    """Run the proxy until SIGTERM or SIGINT (or until ``stop`` is set)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    server = ProxyServer(config)
+    try:
+        await server.start()
+    except (OSError, ArchiveError) as error:
+        log.error("could not start: %s", error)
+        await server.stop(grace_seconds=0)
+        return 1
+    await stop.wait()
+    log.info("stop requested")
+    await server.stop()
+    return 0
+
+
+def run(config: Config) -> int:
+    return asyncio.run(serve(config))

@@ -1,0 +1,353 @@
+"""Per-frame decisions of a relayed connection: rewrite, archive, forward or drop.
+
+Frames are dispatched on (family, subtype) through two tables, one for each
+direction. A frame without a handler is forwarded unchanged. A handler either
+forwards the frame (possibly rewritten) or withholds it; withheld and injected
+frames are renumbered by the FrameSink, so neither peer sees a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from ..archive import ArchiveError, ArchiveRecord
+from ..protocol.address import format_address
+from ..protocol.chat import (
+    parse_chat_receive,
+    parse_chat_send,
+    parse_room_info,
+    room_name_from_cookie,
+)
+from ..protocol.enums import (
+    BucpSubtype,
+    Channel,
+    ChatSubtype,
+    ErrorCode,
+    Family,
+    IcbmChannel,
+    IcbmSubtype,
+    OServiceSubtype,
+    SignonErrorCode,
+)
+from ..protocol.errors import ProtocolError
+from ..protocol.flap import Flap
+from ..protocol.icbm import Icbm, parse_icbm_receive, parse_icbm_send
+from ..protocol.oservice import (
+    encode_error,
+    parse_migration,
+    parse_redirect,
+    parse_self_info,
+    parse_service_request,
+)
+from ..protocol.rendezvous import parse_rendezvous
+from ..protocol.signon import (
+    LoginReply,
+    failure_tlvs,
+    parse_bucp_login_reply,
+    parse_signoff,
+    rewrite_bos_address,
+)
+from ..protocol.snac import Snac, parse_snac
+from ..protocol.tlv import Tlvs, encode_tlvs
+from ..protocol.userinfo import normalize_screen_name
+from . import records
+from .cookies import Ticket
+from .frames import blame
+from .state import SessionState
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+Handler = Callable[[Flap, Snac], Awaitable[None]]
+
+archive_log = logging.getLogger("imtegrity.archive")
+
+
+class Inspector:
+    def __init__(self, connection: Connection) -> None:
+        self.conn = connection
+        self.signon_request_id = 0
+        self._signed_on = False
+        self._client_handlers: dict[tuple[int, int], Handler] = {
+            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST): self._outbound_icbm,
+            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST): self._outbound_chat,
+            (Family.OSERVICE, OServiceSubtype.SERVICE_REQUEST): self._service_request,
+        }
+        self._server_handlers: dict[tuple[int, int], Handler] = {
+            (Family.BUCP, BucpSubtype.LOGIN_RESPONSE): self._bucp_reply,
+            (Family.OSERVICE, OServiceSubtype.SERVICE_RESPONSE): self._redirect,
+            (Family.OSERVICE, OServiceSubtype.MIGRATE_GROUPS): self._migration,
+            (Family.OSERVICE, OServiceSubtype.USER_INFO_UPDATE): self._self_info,
+            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT): self._inbound_icbm,
+            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_CLIENT): self._inbound_chat,
+            (Family.CHAT, ChatSubtype.ROOM_INFO_UPDATE): self._room_info,
+        }
+
+    @property
+    def state(self) -> SessionState:
+        return self.conn.state
+
+    # Dispatch
+
+    async def from_client(self, frame: Flap) -> None:
+        await self._dispatch(frame, self._client_handlers, "client", self._forward_to_server)
+
+    async def from_server(self, frame: Flap) -> None:
+        if frame.channel == Channel.SIGNOFF:
+            await self._guard("server", self._server_signoff(frame))
+            return
+        await self._dispatch(frame, self._server_handlers, "server", self._forward_to_client)
+
+    async def _dispatch(
+        self,
+        frame: Flap,
+        handlers: dict[tuple[int, int], Handler],
+        side: str,
+        forward: Callable[[Flap], None],
+    ) -> None:
+        if frame.channel != Channel.DATA:
+            forward(frame)
+            return
+        snac = blame(side, parse_snac, frame.payload)
+        handler = handlers.get((snac.family, snac.subtype))
+        if handler is None:
+            forward(frame)
+            return
+        await self._guard(side, handler(frame, snac))
+
+    @staticmethod
+    async def _guard(side: str, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except ProtocolError as error:
+            if error.side != "peer":
+                raise
+            raise error.for_side(side) from error
+
+    def _forward_to_server(self, frame: Flap) -> None:
+        self.conn._to_server().relay(frame)
+
+    def _forward_to_client(self, frame: Flap) -> None:
+        self.conn.to_client.relay(frame)
+
+    # Sign-on
+
+    async def decide_signon(self) -> bool:
+        """Policy hook before anything reaches upstream; True lets the sign-on go on."""
+        self.identify()
+        return True
+
+    def identify(self) -> None:
+        """Look up the corporate identity of the session's screen name."""
+        local = self.state.local
+        identities = self.conn.context.config.policy.identities
+        self.state.identity = identities.get(local) if local else None
+
+    async def _bucp_reply(self, frame: Flap, snac: Snac) -> None:
+        reply = parse_bucp_login_reply(snac)
+        tlvs = await self._login_result(reply)
+        if tlvs is None:
+            self._forward_to_client(frame)
+            return
+        body = encode_tlvs(tlvs)
+        self._forward_to_client(frame.with_payload(snac.with_body(body).to_bytes()))
+
+    async def _server_signoff(self, frame: Flap) -> None:
+        reply = parse_signoff(frame.payload)
+        is_login_reply = reply.bos_host is not None or reply.error_code is not None
+        if is_login_reply and self.state.role == "login" and not self._signed_on:
+            tlvs = await self._login_result(reply)
+            if tlvs is not None:
+                frame = frame.with_payload(encode_tlvs(tlvs))
+        reason = _disconnect_reason(reply.tlvs)
+        if reason is not None:
+            self.state.signoff_reason = reason
+            self.conn.log.info("server signed the session off (reason 0x%04x)", reason)
+        self._forward_to_client(frame)
+
+    async def _login_result(self, reply: LoginReply) -> Tlvs | None:
+        """Record a sign-on reply; return rewritten TLVs, or None to forward it unchanged."""
+        self._signed_on = True
+        if not reply.succeeded:
+            await self._record_signon("failed", error_code=reply.error_code)
+            self.conn.context.metrics.signon("failed")
+            self.conn.log.info("sign-on failed upstream (code %s)", reply.error_code)
+            return None
+        if reply.screen_name:
+            self.state.set_screen_name(reply.screen_name)
+            self.conn.log.screen_name = reply.screen_name
+        if not await self._record_signon("success", style=self.state.signon_style):
+            # No sign-on record means no archive: refuse the session instead.
+            code = SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE
+            return failure_tlvs(self.state.screen_name or "", code, "")
+        self.conn.context.metrics.signon("success")
+        target = (reply.bos_host or "", reply.bos_port or self._upstream_port())
+        self._remember(reply.cookie or b"", target, family=None)
+        self.conn.log.info("sign-on succeeded; BOS address rewritten")
+        return rewrite_bos_address(reply.tlvs, self._advertised_address())
+
+    async def _record_signon(self, result: str, **details: object) -> bool:
+        record = records.signon_record(self.state, result, **details)
+        return await self._archive(record)
+
+    # Redirects
+
+    async def _redirect(self, frame: Flap, snac: Snac) -> None:
+        redirect = parse_redirect(snac)
+        if redirect.cookie is None or redirect.host is None:
+            self._forward_to_client(frame)
+            return
+        room = None
+        if redirect.family == Family.CHAT and self.state.pending_rooms:
+            room = self.state.pending_rooms.pop(0)
+        target = (redirect.host, redirect.port or self._upstream_port())
+        self._remember(redirect.cookie, target, family=redirect.family, room=room)
+        body = redirect.with_address(self._advertised_address())
+        self._forward_to_client(frame.with_payload(snac.with_body(body).to_bytes()))
+        family = redirect.family if redirect.family is not None else 0
+        self.conn.log.info("redirect for family 0x%04x rewritten", family)
+
+    async def _migration(self, frame: Flap, snac: Snac) -> None:
+        migration = parse_migration(snac)
+        if migration.cookie is None or migration.host is None:
+            self._forward_to_client(frame)
+            return
+        target = (migration.host, migration.port or self._upstream_port())
+        self._remember(migration.cookie, target, family=self.state.family)
+        body = migration.with_address(self._advertised_address())
+        self._forward_to_client(frame.with_payload(snac.with_body(body).to_bytes()))
+        self.conn.log.info("migration of %d families rewritten", len(migration.families))
+
+    async def _service_request(self, frame: Flap, snac: Snac) -> None:
+        request = parse_service_request(snac)
+        if request.family == Family.CHAT and request.chat_cookie:
+            self.state.pending_rooms.append(room_name_from_cookie(request.chat_cookie))
+            del self.state.pending_rooms[:-8]  # a client that never joins cannot grow this
+        self._forward_to_server(frame)
+
+    def _remember(
+        self, cookie: bytes, target: tuple[str, int], family: int | None, room: str | None = None
+    ) -> None:
+        ticket = Ticket(
+            upstream=target,
+            session_id=self.state.session_id,
+            screen_name=self.state.screen_name,
+            client_address=self.state.client_address,
+            family=family,
+            room=room,
+        )
+        self.conn.context.cookies.remember(cookie, ticket)
+
+    def _advertised_address(self) -> bytes:
+        host = self.conn.context.config.advertise.host or self.conn.local_host
+        return format_address(host, self.conn.local_port)
+
+    def _upstream_port(self) -> int:
+        assert self.conn.upstream is not None
+        return self.conn.upstream.address[1]
+
+    # Session info
+
+    async def _self_info(self, frame: Flap, snac: Snac) -> None:
+        info = parse_self_info(snac)
+        if self.state.screen_name is None or self.state.local == normalize_screen_name(
+            info.screen_name
+        ):
+            self.state.set_screen_name(info.screen_name)
+            self.conn.log.screen_name = info.screen_name
+            self.identify()
+        self._forward_to_client(frame)
+
+    async def _room_info(self, frame: Flap, snac: Snac) -> None:
+        info = parse_room_info(snac)
+        if info.name:
+            self.state.room = info.name
+        self._forward_to_client(frame)
+
+    # Messages
+
+    async def _outbound_icbm(self, frame: Flap, snac: Snac) -> None:
+        icbm = parse_icbm_send(snac)
+        if await self._archive(self._icbm_record(icbm, "outbound")):
+            self.conn.context.metrics.message("outbound", "delivered")
+            self._forward_to_server(frame)
+            return
+        self._refuse_outbound(frame, Family.ICBM, snac)
+
+    async def _inbound_icbm(self, frame: Flap, snac: Snac) -> None:
+        icbm = parse_icbm_receive(snac)
+        if await self._archive(self._icbm_record(icbm, "inbound")):
+            self.conn.context.metrics.message("inbound", "delivered")
+            self._forward_to_client(frame)
+            return
+        # NOTE: the sender is told nothing; the server already took the message.
+        self.conn.to_client.drop(frame)
+        self.conn.log.error("inbound message withheld: it could not be archived")
+
+    async def _outbound_chat(self, frame: Flap, snac: Snac) -> None:
+        message = parse_chat_send(snac)
+        record = records.chat_record(self.state, message, "outbound")
+        if await self._archive(record):
+            self.conn.context.metrics.message("outbound", "delivered")
+            self._forward_to_server(frame)
+            return
+        self._refuse_outbound(frame, Family.CHAT, snac)
+
+    async def _inbound_chat(self, frame: Flap, snac: Snac) -> None:
+        message = parse_chat_receive(snac)
+        sender = message.sender.screen_name if message.sender is not None else ""
+        if normalize_screen_name(sender) == self.state.local:
+            # The server reflects the user's own chat message; it was archived when sent.
+            self._forward_to_client(frame)
+            return
+        if await self._archive(records.chat_record(self.state, message, "inbound")):
+            self.conn.context.metrics.message("inbound", "delivered")
+            self._forward_to_client(frame)
+            return
+        self.conn.to_client.drop(frame)
+        self.conn.log.error("inbound chat message withheld: it could not be archived")
+
+    def _icbm_record(self, icbm: Icbm, direction: str) -> ArchiveRecord:
+        if icbm.channel == IcbmChannel.RENDEZVOUS:
+            rendezvous = parse_rendezvous(icbm)
+            if rendezvous is not None:
+                return records.rendezvous_record(
+                    self.state, icbm, rendezvous, direction, "delivered"
+                )
+        return records.message_record(self.state, icbm, direction)
+
+    def _refuse_outbound(self, frame: Flap, family: int, snac: Snac) -> None:
+        """Withhold a message that was not archived and tell the sender."""
+        self.conn._to_server().drop(frame)
+        error = encode_error(family, snac.request_id, ErrorCode.SERVICE_UNAVAILABLE)
+        self.conn.to_client.inject(Channel.DATA, error)
+        self.conn.context.metrics.message("outbound", "failed")
+        self.conn.log.error("outbound message refused: it could not be archived")
+
+    async def _archive(self, record: ArchiveRecord) -> bool:
+        try:
+            await self.conn.context.archive_record(record)
+        except ArchiveError as error:
+            archive_log.error(
+                "archive write failed for a %s record (conn=%s): %s",
+                record.kind,
+                self.conn.id,
+                error,
+            )
+            return False
+        return True
+
+    async def closed(self) -> None:
+        """Record the end of a BOS connection as the session's sign-off."""
+        if self.state.role != "bos":
+            return
+        await self._archive(records.signoff_record(self.state))
+
+
+def _disconnect_reason(tlvs: Tlvs) -> int | None:
+    for tlv in tlvs:
+        if tlv.type == 0x0009 and len(tlv.value) == 2:
+            return int.from_bytes(tlv.value, "big")
+    return None
