@@ -21,7 +21,7 @@ peers:
 
 demo: venv
 	tools/install-peers oscar-server
-	$(PY) -m imtegrity_proxy.demo
+	$(PY) tools/demo.py
 
 test: venv peers
 	$(PY) -m pytest $(PYTEST_ARGS)
