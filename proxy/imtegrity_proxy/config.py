@@ -55,12 +55,13 @@ __all__ = [
     "normalize_screen_name",
     "parse_config",
     "parse_host_port",
+    "read_config_file",
     "render_config_yaml",
 ]
 
 HTTP_PROXY_REJECTED = (
-    "HTTP and HTTPS proxies are not supported; only SOCKS4 and SOCKS5 proxies are "
-    "(set upstream.socks.proxies[].version to 4 or 5)"
+    "only SOCKS4 and SOCKS5 proxies are supported, not HTTP or HTTPS proxies; "
+    "list SOCKS proxies under upstream.socks.proxies with version 4 or 5"
 )
 
 # The default listening address: in a pod, clients and probes arrive on the pod IP.
@@ -794,10 +795,10 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a YAML configuration file; raise ``ConfigError``.
+def read_config_file(path: str | os.PathLike[str]) -> Any:
+    """Read a YAML file into plain Python data without validating it; raise ``ConfigError``.
 
-    An empty file gives the defaults. A key repeated in one mapping is an error.
+    An empty file gives None. A key repeated in one mapping is an error.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -806,7 +807,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {str(path)!r} is not UTF-8: {error}") from error
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as error:
         raise ConfigError(f"invalid YAML in {str(path)!r}: {error}") from error
-    return parse_config(data)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML configuration file; raise ``ConfigError``.
+
+    An empty file gives the defaults.
+    """
+    return parse_config(read_config_file(path))

@@ -93,7 +93,12 @@ def register_secret(value: Any) -> None:
     global _secret_pattern
     with _secrets_lock:
         _secrets.add(value)
-        forms = set(_secrets) | {json.dumps(secret)[1:-1] for secret in _secrets}
+        forms = set(_secrets)
+        # The JSON formatter escapes quotes, backslashes and control characters, so
+        # the finished line contains the escaped form; both ASCII settings are covered.
+        for secret in _secrets:
+            forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+            forms.add(json.dumps(secret)[1:-1])
         # Longest first, so a secret that contains another is replaced whole.
         ordered = sorted(forms, key=len, reverse=True)
         _secret_pattern = re.compile("|".join(re.escape(form) for form in ordered))
