@@ -6,6 +6,7 @@ import argparse
 import datetime
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import types
@@ -218,7 +219,9 @@ def test_serve_flags_override_file(tmp_path: Path, fake_relay: list[Config]) -> 
         "--log-format",
         "json",
     ]
+
     status = cli.main(arguments)
+
     assert status == 0
     (config,) = fake_relay
     assert config.listen.host == "::1"
@@ -419,3 +422,62 @@ def test_parse_timestamp_valid(text: str, expected: datetime.datetime) -> None:
 def test_parse_timestamp_needs_offset() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="add a UTC offset"):
         cli.parse_timestamp("2024-05-01T12:00:00")
+
+
+# ---- archive commands against a real archive ----------------------------------------------
+
+
+async def write_archive(path: Path) -> None:
+    from imtegrity_proxy.archive import Archive, ArchiveRecord, normalize_screen_name
+
+    async with await Archive.open(path) as archive:
+        for local, remote, text in [
+            ("Alice Smith", "bob", "hello bob"),
+            ("carol", "bob", "hi from carol"),
+            ("Alice Smith", "dave", "hello dave"),
+        ]:
+            record = ArchiveRecord(
+                kind="message",
+                session="s1",
+                client_address="127.0.0.1:5000",
+                local=normalize_screen_name(local),
+                local_display=local,
+                direction="outbound",
+                remote=remote,
+                text=text,
+                action="delivered",
+            )
+            await archive.append(record)
+
+
+async def test_real_archive_export_and_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    await write_archive(path)
+
+    export_arguments = ["archive", "export", "--archive", str(path), "--user", "Alice Smith"]
+    export_status = cli.main(export_arguments)
+    exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    verify_status = cli.main(["archive", "verify", "--archive", str(path)])
+    verify_output = capsys.readouterr().out
+
+    assert export_status == 0
+    assert [record["text"] for record in exported] == ["hello bob", "hello dave"]
+    assert verify_status == 0
+    assert verify_output == "ok: 3 records\n"
+
+
+async def test_real_archive_verify_finds_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "archive.sqlite3"
+    await write_archive(path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE records SET text = 'edited' WHERE id = 2")
+    connection.close()
+
+    status = cli.main(["archive", "verify", "--archive", str(path)])
+    output = capsys.readouterr().out
+    assert status == 1
+    assert output.startswith("FAILED at record 2: ")
