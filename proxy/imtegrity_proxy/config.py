@@ -707,6 +707,8 @@ class Config(_Model):
     @model_validator(mode="before")
     @classmethod
     def _reject_http_proxy(cls, data: Any) -> Any:
+        # NOTE: this runs before the fields are validated, so when it rejects a key the
+        # other errors in the same file are reported only on the next check.
         _reject_http_proxy_keys(data, ("http_proxy", "https_proxy", "proxy"))
         return data
 
