@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.socks",
     "tests.fixtures.coredns",
     "tests.fixtures.kube",
+    "tests.fixtures.proxy",
 ]
