@@ -12,15 +12,20 @@ def parse_address(raw: bytes) -> tuple[str, int | None]:
     except UnicodeDecodeError as error:
         raise ProtocolError("address is not ASCII", expected="host[:port]") from error
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ProtocolError("address has no closing bracket", expected="[host]:port")
+        if rest and not rest.startswith(":"):
+            raise ProtocolError("address has text after the bracket", expected="[host]:port")
+        has_port, port_text = bool(rest), rest[1:]
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
+        has_port = True
     else:
-        host, port_text = text, ""
+        host, port_text, has_port = text, "", False
     if not host:
         raise ProtocolError("address has no host", expected="host[:port]")
-    if not port_text:
+    if not has_port:
         return host, None
     if not port_text.isdigit() or not 0 < int(port_text) < 0x10000:
         raise ProtocolError("address port is invalid", expected="1..65535")

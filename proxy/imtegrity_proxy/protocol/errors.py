@@ -44,6 +44,8 @@ class ProtocolError(Exception):
 
     def for_side(self, side: str) -> ProtocolError:
         """Return the same error as the kind that blames ``side`` ("client" or "server")."""
+        if side not in ("client", "server"):
+            raise ValueError(f"side must be 'client' or 'server', got {side!r}")
         kind = ClientProtocolError if side == "client" else ServerProtocolError
         error = kind(self.rule, expected=self.expected, actual=self.actual)
         error.__cause__ = self

@@ -42,6 +42,13 @@ class Flap:
     def with_payload(self, payload: bytes) -> Flap:
         return Flap(self.channel, self.sequence, payload)
 
+    def __repr__(self) -> str:
+        # A payload can contain message text, hashes and cookies, so show only its size.
+        return (
+            f"Flap(channel={self.channel}, sequence=0x{self.sequence:04x}, "
+            f"payload={len(self.payload)} bytes)"
+        )
+
 
 def encode_flap(channel: int, sequence: int, payload: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD:
@@ -114,6 +121,7 @@ class SequenceRenumberer:
     def __init__(self) -> None:
         self._offset = 0
         self._last_sent: int | None = None
+        self._relayed = False
 
     @property
     def last_sent(self) -> int | None:
@@ -121,6 +129,11 @@ class SequenceRenumberer:
 
     def relay(self, frame: Flap) -> Flap:
         """Renumber a frame that passes through; unchanged while nothing was injected."""
+        if not self._relayed and self._last_sent is not None:
+            # Frames were injected before the first relayed one, so the peer's
+            # numbering starts at them and this frame must follow the last one.
+            self._offset = self._last_sent + 1 - frame.sequence
+        self._relayed = True
         sequence = (frame.sequence + self._offset) % SEQUENCE_MODULUS
         self._last_sent = sequence
         return frame if sequence == frame.sequence else frame.with_sequence(sequence)
@@ -128,8 +141,8 @@ class SequenceRenumberer:
     def inject(self, channel: int, payload: bytes) -> Flap:
         """Number a frame the proxy adds to this direction.
 
-        The proxy injects only after at least one frame went this way; before
-        that it numbers from 1.
+        Before any frame went this way it numbers from 1, and the first relayed
+        frame then follows the injected ones.
         """
         base = self._last_sent if self._last_sent is not None else 0
         sequence = (base + 1) % SEQUENCE_MODULUS
@@ -145,6 +158,7 @@ class SequenceRenumberer:
         """
         self._offset = (outgoing - incoming) % SEQUENCE_MODULUS
         self._last_sent = outgoing
+        self._relayed = True
 
     def drop(self, frame: Flap) -> None:
         """Account for a frame the proxy withholds from this direction."""

@@ -32,7 +32,7 @@ class Fragment:
 
     id: int
     version: int
-    data: bytes
+    data: bytes = field(repr=False)
 
     def to_bytes(self) -> bytes:
         return bytes([self.id, self.version]) + u16(len(self.data)) + self.data

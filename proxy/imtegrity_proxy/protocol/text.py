@@ -11,6 +11,8 @@ from .enums import Charset
 # Tags of the HTML subset AIM clients send; text without one is not markup.
 _MARKUP_TAG = re.compile(r"<\s*/?\s*(html|body|font|br|b|i|u|a|p|span|div|em|strong)\b", re.I)
 
+_ANY_TAG = re.compile(r"<[^>]*>")
+
 # Names the archive records for each charset.
 CHARSET_NAMES = {
     Charset.ASCII: "ascii",
@@ -106,6 +108,11 @@ def markup_to_plain(text: str) -> str:
     if not looks_like_markup(text):
         return text
     extractor = _TextExtractor()
-    extractor.feed(text)
-    extractor.close()
+    try:
+        extractor.feed(text)
+        extractor.close()
+    except AssertionError:
+        # html.parser raises AssertionError on a "<![" section with an unknown
+        # keyword (CPython 3.11 _markupbase), so fall back to removing whole tags.
+        return html.unescape(_ANY_TAG.sub("", text)).strip("\n")
     return html.unescape("".join(extractor.parts)).strip("\n")
