@@ -48,6 +48,7 @@ class FlapStream:
         self._sequence = itertools.count(int.from_bytes(os.urandom(2), "big"))
         self._request_ids = itertools.count(1)
         self.received: list[Flap] = []
+        self.sent: list[bytes] = []
 
     @classmethod
     async def open(
@@ -63,7 +64,9 @@ class FlapStream:
         return next(self._request_ids)
 
     async def send(self, channel: int, payload: bytes) -> None:
-        self.writer.write(encode_flap(channel, next(self._sequence), payload))
+        data = encode_flap(channel, next(self._sequence), payload)
+        self.sent.append(data)
+        self.writer.write(data)
         await self.writer.drain()
 
     async def send_snac(self, snac_bytes: bytes) -> None:
