@@ -1,0 +1,1 @@
+"""CoreDNS override for IMtegrityProxy resources (not implemented yet)."""

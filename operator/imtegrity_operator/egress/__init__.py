@@ -1,0 +1,1 @@
+"""Cluster-wide egress policy for IMtegrityProxy resources (not implemented yet)."""

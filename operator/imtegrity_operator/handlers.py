@@ -1,0 +1,123 @@
+"""kopf handlers. Each one hands the resource to ``Reconciler`` and maps its errors.
+
+A spec change, the operator's start, a timer and events on the child objects
+all run the same reconcile pass. A deleted or edited child is therefore
+restored by whichever of them reaches the operator first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from imtegrity_operator.crd import GROUP, PLURAL, VERSION
+from imtegrity_operator.kube import KubeApiError, KubeClient
+from imtegrity_operator.reconcile import ReconcileError, Reconciler
+from imtegrity_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
+from imtegrity_operator.settings import configure_settings
+
+logger = logging.getLogger("imtegrity.operator")
+
+# How often every resource is reconciled even without a change, in seconds.
+# This bounds how long a hand edit or a deleted child lasts when no watch event
+# reaches the operator.
+RESYNC_INTERVAL_SECONDS = 10.0
+DEFAULT_PROXY_IMAGE = "imtegrity-proxy:0.1.0"
+
+CHILD_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def post_event(body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+    kopf.event(body, type=event_type, reason=reason, message=message)  # type: ignore[arg-type]
+
+
+@kopf.on.startup()
+def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_settings(settings)
+    client = KubeClient.from_config(memo.get("kubeconfig"))
+    image = memo.get("default_image") or DEFAULT_PROXY_IMAGE
+    memo.reconciler = Reconciler(client=client, default_image=image, post_event=post_event)
+    logger.info("reconciling IMtegrityProxy resources; default proxy image %s", image)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Give kopf the credentials of the operator's own client (the --kubeconfig file)."""
+    configuration = memo.reconciler.client.api_client.configuration
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def _reconcile(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
+    try:
+        memo.reconciler.reconcile(body)
+    except ReconcileError as error:
+        if error.permanent:
+            raise kopf.PermanentError(str(error)) from error
+        raise kopf.TemporaryError(str(error), delay=error.delay) from error
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+def on_create(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile(memo, body)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def on_update(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile(memo, body)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile(memo, body)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_INTERVAL_SECONDS)
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile(memo, body)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.forget(body["metadata"]["uid"])
+
+
+def _child_changed(memo: kopf.Memo, body: kopf.Body) -> None:
+    try:
+        memo.reconciler.reconcile_owner_of(body)
+    except (ReconcileError, KubeApiError) as error:
+        # The owner's status and events report a failed pass; the timer retries.
+        logger.info("reconcile after a change to %s stopped: %s", body.get("kind"), error)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_SELECTOR)
+def on_deployment_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile on every Deployment change, so the status follows the rollout."""
+    _child_changed(memo, body)
+
+
+def _deleted(event: Mapping[str, Any], **_: Any) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event("v1", "configmaps", labels=CHILD_SELECTOR, when=_deleted)
+@kopf.on.event("v1", "services", labels=CHILD_SELECTOR, when=_deleted)
+@kopf.on.event("v1", "persistentvolumeclaims", labels=CHILD_SELECTOR, when=_deleted)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR, when=_deleted)
+def on_child_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Restore a deleted child at once, without waiting for the timer."""
+    _child_changed(memo, body)

@@ -1,0 +1,183 @@
+"""One reconcile pass over an IMtegrityProxy: validate, render, apply, write status.
+
+Every pass applies every child with server-side apply, so the same code creates
+the objects, rolls out spec changes, restores a deleted child and reverts a
+hand edit to a field the operator owns. This module does not import kopf; the
+handlers translate ``ReconcileError`` into kopf's retry errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from imtegrity_operator.kube import KubeApiError, KubeClient, describe
+from imtegrity_operator.render import Owner, UnsupportedReplicasError, render_children
+from imtegrity_operator.render.meta import API_VERSION, KIND
+from imtegrity_operator.render.status import (
+    Problem,
+    problem_conditions,
+    rollout_conditions,
+    rollout_status,
+    status_changed,
+    transition_events,
+    with_transition_times,
+)
+from imtegrity_operator.spec import SpecError, parse_spec
+
+logger = logging.getLogger("imtegrity.operator")
+
+# Arguments: the IMtegrityProxy body, event type (Normal or Warning), reason, message.
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+# Seconds before a failed API request is tried again.
+RETRY_DELAY_SECONDS = 10.0
+
+
+class ReconcileError(Exception):
+    """A reconcile pass that stopped; ``permanent`` means only a spec change can help."""
+
+    def __init__(self, message: str, *, permanent: bool, delay: float = RETRY_DELAY_SECONDS):
+        super().__init__(message)
+        self.permanent = permanent
+        self.delay = delay
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Return whether an apply changed the object, ignoring status-only writes if possible.
+
+    Objects with a generation compare it, so a Deployment's status update
+    between the read and the apply does not count as a change.
+    """
+    old, new = before["metadata"], after["metadata"]
+    if "generation" in old and "generation" in new:
+        return bool(old["generation"] != new["generation"])
+    return bool(old.get("resourceVersion") != new.get("resourceVersion"))
+
+
+def _find(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(obj for obj in objects if obj["kind"] == kind)
+
+
+def _spec_problem(error: SpecError) -> Problem:
+    if isinstance(error, UnsupportedReplicasError):
+        return Problem("ReplicasUnsupported", str(error))
+    return Problem("InvalidSpec", str(error))
+
+
+def _apply_problem(error: KubeApiError) -> Problem:
+    if error.rejected:
+        return Problem("ApplyRejected", str(error))
+    return Problem("ApplyFailed", str(error), retrying=True)
+
+
+@dataclass
+class Reconciler:
+    """Brings one IMtegrityProxy's children and status in line with its spec."""
+
+    client: KubeClient
+    default_image: str
+    post_event: EventPoster
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _lock_for(self, uid: str) -> threading.Lock:
+        # The timer, the change handlers and child events run in different
+        # threads; one lock per resource keeps their passes from interleaving.
+        with self._locks_guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def forget(self, uid: str) -> None:
+        """Drop the lock of a deleted resource."""
+        with self._locks_guard:
+            self._locks.pop(uid, None)
+
+    def reconcile(self, body: Mapping[str, Any]) -> None:
+        """Run one pass; raise ``ReconcileError`` when it stops early."""
+        if body["metadata"].get("deletionTimestamp"):
+            return  # The garbage collector removes the children.
+        with self._lock_for(body["metadata"]["uid"]):
+            self._reconcile(body)
+
+    def reconcile_owner_of(self, child: Mapping[str, Any]) -> None:
+        """Run a pass for the IMtegrityProxy that controls ``child``, if it still exists."""
+        metadata = child["metadata"]
+        for reference in metadata.get("ownerReferences") or []:
+            if reference.get("kind") != KIND or reference.get("apiVersion") != API_VERSION:
+                continue
+            proxy = self.client.get_proxy(metadata["namespace"], reference["name"])
+            if proxy is not None and proxy["metadata"]["uid"] == reference["uid"]:
+                self.reconcile(proxy)
+
+    def _reconcile(self, body: Mapping[str, Any]) -> None:
+        owner = Owner.from_body(body)
+        try:
+            spec = parse_spec(body.get("spec"))
+            children = render_children(owner, spec, spec.image or self.default_image)
+        except SpecError as error:
+            self._stop(body, _spec_problem(error))
+            raise ReconcileError(str(error), permanent=True) from error
+        try:
+            applied = [self._apply(body, child) for child in children]
+        except KubeApiError as error:
+            problem = _apply_problem(error)
+            self._stop(body, problem)
+            raise ReconcileError(str(error), permanent=not problem.retrying) from error
+        self._write_rollout_status(body, owner, spec.replicas, applied)
+
+    def _apply(self, body: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+        before = self.client.get(child)
+        after = self.client.apply(child)
+        if before is None:
+            self._event(body, "Normal", "Created", f"Created {describe(child)}")
+        elif _changed(before, after):
+            self._event(body, "Normal", "Updated", f"Updated {describe(child)}")
+        return after
+
+    def _write_rollout_status(
+        self, body: Mapping[str, Any], owner: Owner, replicas: int, applied: list[dict[str, Any]]
+    ) -> None:
+        generation = body["metadata"].get("generation", 0)
+        deployment = _find(applied, "Deployment")
+        conditions = rollout_conditions(replicas, deployment, generation)
+        status = rollout_status(
+            owner, conditions, deployment, _find(applied, "Service"), generation
+        )
+        self._write_status(body, status)
+
+    def _stop(self, body: Mapping[str, Any], problem: Problem) -> None:
+        """Record ``problem`` in the status and, when it is new, as a Warning event."""
+        logger.warning("reconcile of %s stopped: %s", describe(body), problem.message)
+        generation = body["metadata"].get("generation", 0)
+        status = {
+            "observedGeneration": generation,
+            "conditions": problem_conditions(problem, generation),
+        }
+        try:
+            self._write_status(body, status)
+        except KubeApiError as error:
+            # The pass has already failed; the retry writes the status again.
+            logger.warning("failed to write the status of %s: %s", describe(body), error)
+
+    def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
+        current = body.get("status") or {}
+        previous = current.get("conditions") or []
+        status["conditions"] = with_transition_times(status["conditions"], previous, _now())
+        if not status_changed(current, status):
+            return
+        metadata = body["metadata"]
+        self.client.patch_proxy_status(metadata["namespace"], metadata["name"], status)
+        for event_type, reason, message in transition_events(previous, status["conditions"]):
+            self._event(body, event_type, reason, message)
+
+    def _event(self, body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        logger.info("%s: %s: %s", describe(body), reason, message)
+        self.post_event(body, event_type, reason, message)
