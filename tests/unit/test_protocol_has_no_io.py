@@ -19,6 +19,9 @@ def imported_roots(path: Path) -> set[str]:
             roots.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             roots.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level >= 2:
+            # "from ..relay import x" leaves the protocol package.
+            roots.add("imtegrity_proxy")
     return roots
 
 
