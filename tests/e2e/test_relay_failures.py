@@ -233,3 +233,12 @@ async def _wait_ready(url: str, timeout: float = 20) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def test_idle_client_is_closed(proxy_factory, caplog):
+    caplog.set_level(logging.INFO, logger="imtegrity")
+    proxy = await proxy_factory(relay={"idle_timeout_seconds": 1})
+    idle = await raw_connection(proxy.port)
+    with pytest.raises(ConnectionError):
+        await idle.read(timeout=5)
+    assert "closing: client idle for 1s" in caplog.text

@@ -30,7 +30,7 @@ from ..protocol.signon import (
 )
 from ..protocol.snac import Snac, parse_snac
 from .context import RelayContext
-from .frames import FrameSink, FrameSource, blame
+from .frames import FrameSink, FrameSource, IdleTimeout, blame
 from .inspect import Inspector
 from .state import SessionState, new_session_id
 from .upstream import UpstreamError, UpstreamStream
@@ -52,7 +52,8 @@ class Connection:
         self.log = ConnectionLogger(log, self.id, peer)
         self.state = SessionState(new_session_id(), format_peer(peer))
         max_payload = context.config.relay.max_frame_payload
-        self.client = FrameSource(reader, "client", max_payload)
+        idle = context.config.relay.idle_timeout_seconds
+        self.client = FrameSource(reader, "client", max_payload, idle)
         self.to_client = FrameSink(writer, "inbound", context.metrics)
         self.server: FrameSource | None = None
         self.to_server: FrameSink | None = None
@@ -70,6 +71,8 @@ class Connection:
             self.log.warning("closing: upstream %s failed: %s", error.target, error.reason)
         except (ConnectionError, asyncio.IncompleteReadError) as error:
             self.log.info("closing: connection lost: %s", type(error).__name__)
+        except IdleTimeout as error:
+            self.log.info("closing: %s", error)
         finally:
             await self._close()
 

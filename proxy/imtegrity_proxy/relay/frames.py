@@ -23,13 +23,29 @@ def blame(side: str, parse: Callable[[bytes], T], data: bytes) -> T:
         raise error.for_side(side) from error
 
 
-class FrameSource:
-    """Whole FLAP frames from one peer; errors blame that peer's ``side``."""
+class IdleTimeout(Exception):
+    """A peer sent nothing for the configured idle time."""
 
-    def __init__(self, reader: asyncio.StreamReader, side: str, max_payload: int) -> None:
+
+class FrameSource:
+    """Whole FLAP frames from one peer; errors blame that peer's ``side``.
+
+    ``idle_seconds`` (0 for none) bounds the wait for the next bytes; OSCAR
+    clients send a channel-5 keep-alive about once a minute, so a live client
+    is never idle for long.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        side: str,
+        max_payload: int,
+        idle_seconds: float = 0,
+    ) -> None:
         self._reader = reader
         self._side = side
         self._flap = FlapReader(max_payload)
+        self._idle = idle_seconds or None
 
     async def next(self) -> Flap | None:
         """Return the next frame, or None at a clean end of stream."""
@@ -40,7 +56,10 @@ class FrameSource:
                 raise error.for_side(self._side) from error
             if frame is not None:
                 return frame
-            data = await self._reader.read(READ_SIZE)
+            try:
+                data = await asyncio.wait_for(self._reader.read(READ_SIZE), self._idle)
+            except TimeoutError as error:
+                raise IdleTimeout(f"{self._side} idle for {self._idle:.0f}s") from error
             if not data:
                 return self._at_end()
             self._flap.feed(data)
