@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .policy.disclaimer import max_rendered_size, placeholder_problems
+
 __all__ = [
     "AdvertiseConfig",
     "ArchiveConfig",
@@ -470,11 +472,19 @@ class DisclaimerConfig(_Model):
 
     outbound: str = Field(
         default="",
-        description="Text shown to the local user before a conversation; empty disables it.",
+        description=(
+            "Disclaimer for conversations the local user starts: the remote party gets it "
+            "as an IM from the local user and the local user sees it as a notice. "
+            "Placeholders: {date}, {time}, {timezone}, {local}, {identity}, {remote}. "
+            "Empty disables it."
+        ),
     )
     inbound: str = Field(
         default="",
-        description="Text sent to the remote party before a conversation; empty disables it.",
+        description=(
+            "Disclaimer for conversations an external party starts, delivered like the "
+            "outbound one and with the same placeholders. Empty disables it."
+        ),
     )
     scope: Literal["conversation-day", "session", "message"] = Field(
         default="conversation-day",
@@ -487,6 +497,24 @@ class DisclaimerConfig(_Model):
         default="UTC",
         description="IANA time zone that defines the calendar day, e.g. Europe/Berlin.",
     )
+    max_message_bytes: int = Field(
+        default=512,
+        ge=1,
+        le=0xFFFF,
+        description=(
+            "Largest message text the server accepts, in bytes (Open OSCAR Server "
+            "advertises 512). Every rendered disclaimer, notice prefix included, must "
+            "fit; at run time the value the server advertises replaces this one."
+        ),
+    )
+
+    @field_validator("outbound", "inbound")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        problems = placeholder_problems(template)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return template
 
     @field_validator("timezone")
     @classmethod
@@ -514,6 +542,15 @@ class ContentRule(_Model):
         default=["im", "chat"],
         min_length=1,
         description="Message kinds the rule applies to: im, chat or both.",
+    )
+    replacement: str = Field(
+        default="\u2588",
+        min_length=1,
+        max_length=1,
+        description=(
+            "Character that replaces each matched character when action is redact "
+            "(default U+2588 FULL BLOCK)."
+        ),
     )
 
     @field_validator("pattern")
@@ -570,6 +607,12 @@ class RendezvousConfig(_Model):
     allow_identities: list[str] = Field(
         default=[], description="Corporate identities allowed every rendezvous kind."
     )
+    notice: str = Field(
+        default="",
+        description=(
+            "Text sent to the local user when a request is blocked; empty sends a built-in text."
+        ),
+    )
 
 
 class PolicyConfig(_Model):
@@ -601,6 +644,16 @@ class PolicyConfig(_Model):
     )
     rendezvous: RendezvousConfig = Field(
         default=RendezvousConfig(), description="Peer-to-peer request policy."
+    )
+    notice_prefix: str = Field(
+        default="[notice] ",
+        description="Text put before every notice the proxy shows to a local user.",
+    )
+    notice_sender: str = Field(
+        default="IMtegrity",
+        min_length=1,
+        max_length=16,
+        description="Screen name shown as the sender of notices in chat rooms.",
     )
 
     @field_validator("identities")
@@ -644,8 +697,30 @@ class PolicyConfig(_Model):
                 problems.append((where, f"unknown identity {identity!r}"))
         problems += _duplicate_names("rules", [rule.name for rule in self.rules])
         problems += _duplicate_names("remote_parties", [r.name for r in self.remote_parties])
+        problems += self._disclaimer_size_problems()
         _raise_field_problems(problems)
         return self
+
+    def _disclaimer_size_problems(self) -> list[tuple[str, str]]:
+        """Check that each disclaimer fits the message size limit at its longest."""
+        disclaimer = self.disclaimer
+        limit = disclaimer.max_message_bytes
+        problems = []
+        for name in ("outbound", "inbound"):
+            template = getattr(disclaimer, name)
+            if not template:
+                continue
+            size = max_rendered_size(
+                template, self.notice_prefix, self.identities.values(), disclaimer.timezone
+            )
+            if size > limit:
+                reason = (
+                    f"the rendered text can take {size} bytes, over the limit of {limit} "
+                    f"bytes (disclaimer.max_message_bytes), counting screen names at 16 "
+                    f"characters and the notice prefix; shorten the text"
+                )
+                problems.append((f"disclaimer.{name}", reason))
+        return problems
 
 
 def _duplicate_names(where: str, names: list[str]) -> list[tuple[str, str]]:

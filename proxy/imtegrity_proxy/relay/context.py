@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..archive import Archive, ArchiveRecord
 from ..config import Config
 from ..metrics import ProxyMetrics
+from ..policy.runtime import PolicyRuntime
 from .cookies import CookieStore
 from .upstream import UpstreamConnector
 
@@ -20,6 +21,7 @@ class RelayContext:
     metrics: ProxyMetrics
     cookies: CookieStore
     connector: UpstreamConnector
+    policy: PolicyRuntime
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_connection_id(self) -> int:
@@ -45,4 +47,5 @@ class RelayContext:
             metrics=metrics,
             cookies=CookieStore(relay.cookie_ttl_seconds, relay.max_cookies),
             connector=UpstreamConnector(config.upstream, metrics),
+            policy=PolicyRuntime(config.policy),
         )

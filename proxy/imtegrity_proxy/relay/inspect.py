@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 from ..archive import ArchiveError, ArchiveRecord
 from ..protocol.address import format_address
 from ..protocol.chat import (
-    parse_chat_receive,
-    parse_chat_send,
     parse_room_info,
     room_name_from_cookie,
 )
@@ -26,14 +24,12 @@ from ..protocol.enums import (
     ChatSubtype,
     ErrorCode,
     Family,
-    IcbmChannel,
     IcbmSubtype,
     OServiceSubtype,
     SignonErrorCode,
 )
 from ..protocol.errors import ProtocolError
 from ..protocol.flap import Flap
-from ..protocol.icbm import Icbm, parse_icbm_receive, parse_icbm_send
 from ..protocol.oservice import (
     encode_error,
     parse_migration,
@@ -41,7 +37,6 @@ from ..protocol.oservice import (
     parse_self_info,
     parse_service_request,
 )
-from ..protocol.rendezvous import parse_rendezvous
 from ..protocol.signon import (
     LoginReply,
     failure_tlvs,
@@ -54,6 +49,7 @@ from ..protocol.tlv import Tlvs, encode_tlvs
 from ..protocol.userinfo import normalize_screen_name
 from . import records
 from .cookies import Ticket
+from .enforce import Enforcer
 from .frames import blame
 from .state import SessionState
 
@@ -70,9 +66,12 @@ class Inspector:
         self.conn = connection
         self.signon_request_id = 0
         self._signed_on = False
+        self.enforcer = Enforcer(self)
+        enforcer = self.enforcer
         self._client_handlers: dict[tuple[int, int], Handler] = {
-            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST): self._outbound_icbm,
-            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST): self._outbound_chat,
+            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST): enforcer.outbound_icbm,
+            (Family.ICBM, IcbmSubtype.CLIENT_EVENT): enforcer.outbound_typing,
+            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST): enforcer.outbound_chat,
             (Family.OSERVICE, OServiceSubtype.SERVICE_REQUEST): self._service_request,
         }
         self._server_handlers: dict[tuple[int, int], Handler] = {
@@ -80,8 +79,12 @@ class Inspector:
             (Family.OSERVICE, OServiceSubtype.SERVICE_RESPONSE): self._redirect,
             (Family.OSERVICE, OServiceSubtype.MIGRATE_GROUPS): self._migration,
             (Family.OSERVICE, OServiceSubtype.USER_INFO_UPDATE): self._self_info,
-            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT): self._inbound_icbm,
-            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_CLIENT): self._inbound_chat,
+            (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT): enforcer.inbound_icbm,
+            (Family.ICBM, IcbmSubtype.CLIENT_EVENT): enforcer.inbound_typing,
+            (Family.ICBM, IcbmSubtype.ERROR): enforcer.server_reply,
+            (Family.ICBM, IcbmSubtype.HOST_ACK): enforcer.server_reply,
+            (Family.ICBM, IcbmSubtype.PARAMETER_REPLY): enforcer.icbm_parameters,
+            (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_CLIENT): enforcer.inbound_chat,
             (Family.CHAT, ChatSubtype.ROOM_INFO_UPDATE): self._room_info,
         }
 
@@ -135,15 +138,29 @@ class Inspector:
     # Sign-on
 
     async def decide_signon(self) -> bool:
-        """Policy hook before anything reaches upstream; True lets the sign-on go on."""
+        """Decide a sign-on before anything reaches upstream; True lets it go on.
+
+        A screen name that policy denies gets the configured error in its own
+        sign-on style and is archived as ``denied``, with the client address.
+        """
         self.identify()
-        return True
+        policy = self.conn.context.policy.policy
+        if policy.signon_allowed(self.state.local or ""):
+            return True
+        denied = policy.config.denied_signon
+        record = records.signon_record(
+            self.state, "denied", style=self.state.signon_style, error_code=denied.code
+        )
+        # The sign-on is denied whether or not its record was committed.
+        await self._archive(record)
+        self.conn.context.metrics.signon("denied")
+        self.conn.log.info("sign-on denied: the screen name is not registered")
+        await self.conn.fail_signon(denied.code, denied.url)
+        return False
 
     def identify(self) -> None:
-        """Look up the corporate identity of the session's screen name."""
-        local = self.state.local
-        identities = self.conn.context.config.policy.identities
-        self.state.identity = identities.get(local) if local else None
+        """Look up the corporate identity of the session's screen name in the current policy."""
+        self.state.identity = self.conn.context.policy.policy.identity_of(self.state.local)
 
     async def _bucp_reply(self, frame: Flap, snac: Snac) -> None:
         reply = parse_bucp_login_reply(snac)
@@ -266,57 +283,7 @@ class Inspector:
             self.state.room = info.name
         self._forward_to_client(frame)
 
-    # Messages
-
-    async def _outbound_icbm(self, frame: Flap, snac: Snac) -> None:
-        icbm = parse_icbm_send(snac)
-        if await self._archive(self._icbm_record(icbm, "outbound")):
-            self.conn.context.metrics.message("outbound", "delivered")
-            self._forward_to_server(frame)
-            return
-        self._refuse_outbound(frame, Family.ICBM, snac)
-
-    async def _inbound_icbm(self, frame: Flap, snac: Snac) -> None:
-        icbm = parse_icbm_receive(snac)
-        if await self._archive(self._icbm_record(icbm, "inbound")):
-            self.conn.context.metrics.message("inbound", "delivered")
-            self._forward_to_client(frame)
-            return
-        # NOTE: the sender is told nothing; the server already took the message.
-        self.conn.to_client.drop(frame)
-        self.conn.log.error("inbound message withheld: it could not be archived")
-
-    async def _outbound_chat(self, frame: Flap, snac: Snac) -> None:
-        message = parse_chat_send(snac)
-        record = records.chat_record(self.state, message, "outbound")
-        if await self._archive(record):
-            self.conn.context.metrics.message("outbound", "delivered")
-            self._forward_to_server(frame)
-            return
-        self._refuse_outbound(frame, Family.CHAT, snac)
-
-    async def _inbound_chat(self, frame: Flap, snac: Snac) -> None:
-        message = parse_chat_receive(snac)
-        sender = message.sender.screen_name if message.sender is not None else ""
-        if normalize_screen_name(sender) == self.state.local:
-            # The server reflects the user's own chat message; it was archived when sent.
-            self._forward_to_client(frame)
-            return
-        if await self._archive(records.chat_record(self.state, message, "inbound")):
-            self.conn.context.metrics.message("inbound", "delivered")
-            self._forward_to_client(frame)
-            return
-        self.conn.to_client.drop(frame)
-        self.conn.log.error("inbound chat message withheld: it could not be archived")
-
-    def _icbm_record(self, icbm: Icbm, direction: str) -> ArchiveRecord:
-        if icbm.channel == IcbmChannel.RENDEZVOUS:
-            rendezvous = parse_rendezvous(icbm)
-            if rendezvous is not None:
-                return records.rendezvous_record(
-                    self.state, icbm, rendezvous, direction, "delivered"
-                )
-        return records.message_record(self.state, icbm, direction)
+    # Messages (handled by self.enforcer)
 
     def _refuse_outbound(self, frame: Flap, family: int, snac: Snac) -> None:
         """Withhold a message that was not archived and tell the sender."""
@@ -343,6 +310,8 @@ class Inspector:
         """Record the end of a BOS connection as the session's sign-off."""
         if self.state.role != "bos":
             return
+        self.conn.context.policy.disclaimers.end_session(self.state.session_id)
+        self.identify()
         await self._archive(records.signoff_record(self.state))
 
 

@@ -37,10 +37,17 @@ def _charset(name: str) -> tuple[str | None, dict[str, Any]]:
 
 
 def message_record(
-    state: SessionState, icbm: Icbm, direction: str, action: str = "delivered"
+    state: SessionState,
+    icbm: Icbm,
+    direction: str,
+    action: str = "delivered",
+    *,
+    rule: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ArchiveRecord:
+    """Build the record of an IM; its text is the text the sender wrote, before any redaction."""
     body = icbm.message
-    details: dict[str, Any] = {"icbm_channel": icbm.channel}
+    details: dict[str, Any] = {"icbm_channel": icbm.channel, **(extra or {})}
     if icbm.auto_response:
         details["auto_response"] = True
     if body is None:
@@ -50,10 +57,11 @@ def message_record(
             direction=direction,
             remote=_remote(icbm),
             action=action,
+            rule=rule,
             details=details,
         )
-    charset, extra = _charset(body.charset_name)
-    details.update(extra)
+    charset, decoding = _charset(body.charset_name)
+    details.update(decoding)
     return _base(
         state,
         "message",
@@ -63,12 +71,19 @@ def message_record(
         html=body.markup,
         charset=charset,
         action=action,
+        rule=rule,
         details=details,
     )
 
 
 def rendezvous_record(
-    state: SessionState, icbm: Icbm, rendezvous: Rendezvous, direction: str, action: str
+    state: SessionState,
+    icbm: Icbm,
+    rendezvous: Rendezvous,
+    direction: str,
+    action: str,
+    *,
+    rule: str | None = None,
 ) -> ArchiveRecord:
     kind = rendezvous.kind
     details: dict[str, Any] = {
@@ -86,14 +101,23 @@ def rendezvous_record(
         direction=direction,
         remote=_remote(icbm),
         action=action,
+        rule=rule,
         details=details,
     )
 
 
 def chat_record(
-    state: SessionState, message: ChatMessage, direction: str, action: str = "delivered"
+    state: SessionState,
+    message: ChatMessage,
+    direction: str,
+    action: str = "delivered",
+    *,
+    rule: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ArchiveRecord:
+    """Build the record of a chat message; its text is the text the sender wrote."""
     charset, details = _charset(message.charset_name)
+    details.update(extra or {})
     sender = message.sender.screen_name if message.sender is not None else None
     return _base(
         state,
@@ -105,8 +129,59 @@ def chat_record(
         html=message.text,
         charset=charset,
         action=action,
+        rule=rule,
         details=details or None,
     )
+
+
+def disclaimer_record(
+    state: SessionState, direction: str, remote: str, text: str, scope: str
+) -> ArchiveRecord:
+    """Build the record of a disclaimer sent to ``remote`` and shown to the local user."""
+    return _base(
+        state,
+        "disclaimer",
+        direction=direction,
+        remote=normalize_screen_name(remote),
+        text=text,
+        charset=_text_charset(text),
+        action="delivered",
+        details={"scope": scope, "sent_to": ["remote", "local"]},
+    )
+
+
+def notice_record(
+    state: SessionState,
+    direction: str,
+    text: str,
+    *,
+    remote: str | None = None,
+    rule: str | None = None,
+    reason: str,
+) -> ArchiveRecord:
+    """Build the record of a notice shown to the local user about a ``direction`` event."""
+    return _base(
+        state,
+        "notice",
+        direction=direction,
+        remote=normalize_screen_name(remote) if remote else None,
+        room=state.room if state.role == "service" else None,
+        text=text,
+        charset=_text_charset(text),
+        rule=rule,
+        details={"reason": reason, "sent_to": ["local"]},
+    )
+
+
+def _text_charset(text: str) -> str:
+    """Name the charset the proxy encodes its own ``text`` in."""
+    if text.isascii():
+        return "ascii"
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return "ucs-2"
+    return "latin-1"
 
 
 def signon_record(state: SessionState, result: str, **details: Any) -> ArchiveRecord:

@@ -1,0 +1,605 @@
+"""Policy on the messages of one connection: IMs, chat, typing and rendezvous.
+
+Every handler reads the current policy when its frame arrives, so a reload
+applies from the next message on. The order is always: decide, archive, then
+inject, forward or withhold. Records keep the text as the sender wrote it,
+with the action taken and the rule that decided; a message that cannot be
+archived is not delivered. Withheld frames go through ``FrameSink.drop`` and
+injected ones through ``FrameSink.inject``, so the FLAP sequence each peer sees
+has no gap.
+
+Notices reach the local user in the conversation they concern: an IM notice
+arrives as a message apparently from the remote party, a chat notice as a room
+message from ``policy.notice_sender``. Both start with ``policy.notice_prefix``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..archive import ArchiveRecord
+from ..policy.disclaimer import Conversation, encoded_size, render
+from ..policy.engine import Policy
+from ..policy.redact import redact_chat, redact_icbm
+from ..protocol.chat import ChatMessage, parse_chat_receive, parse_chat_send
+from ..protocol.enums import Family, IcbmChannel, RendezvousType
+from ..protocol.flap import Flap
+from ..protocol.icbm import Icbm, parse_icbm_receive, parse_icbm_send, parse_typing
+from ..protocol.rendezvous import Capability, Rendezvous, parse_rendezvous
+from ..protocol.snac import Snac
+from ..protocol.userinfo import normalize_screen_name
+from . import records
+from .inject import Injector
+from .state import SessionState
+
+if TYPE_CHECKING:
+    from .inspect import Inspector
+
+log = logging.getLogger("imtegrity.policy")
+
+# Byte offset of the maximum message length in an ICBM parameter reply
+# (0x0004/0x0005): max slots (u16), ICBM flags (u32), then max length (u16).
+_PARAMETERS_MAX_LENGTH = slice(6, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the content rules decided for one message."""
+
+    action: str  # delivered, blocked, redacted or flagged
+    rule: str | None = None
+    notice: str = ""
+    body: bytes | None = None  # the rewritten SNAC body of a redaction
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclaimer:
+    """A disclaimer claimed for one message, ready to archive and inject."""
+
+    direction: str
+    remote: str
+    text: str
+    scope: str
+    local: str
+
+
+class Enforcer:
+    """Applies the policy to the message frames of one connection."""
+
+    def __init__(self, inspector: Inspector) -> None:
+        self.inspector = inspector
+        self.conn = inspector.conn
+        self.injector = Injector(self.conn.to_client, self.conn._to_server, self.conn.id)
+        # The server's maximum message length, from its ICBM parameter reply.
+        self.server_max_message_bytes: int | None = None
+        self._rooms_noticed: set[str] = set()
+
+    @property
+    def policy(self) -> Policy:
+        return self.conn.context.policy.policy
+
+    @property
+    def state(self) -> SessionState:
+        return self.conn.state
+
+    # Server replies the proxy owes itself
+
+    async def server_reply(self, frame: Flap, snac: Snac) -> None:
+        """Withhold the server's ack or error for an injected ICBM; forward the rest."""
+        if self.injector.consume_reply(snac):
+            self.conn.to_client.drop(frame)
+            return
+        self.inspector._forward_to_client(frame)
+
+    async def icbm_parameters(self, frame: Flap, snac: Snac) -> None:
+        """Note the server's maximum message length as its parameter reply passes."""
+        raw = snac.body[_PARAMETERS_MAX_LENGTH]
+        if len(raw) == 2:
+            self.server_max_message_bytes = int.from_bytes(raw, "big")
+            self.conn.log.info(
+                "server accepts messages of up to %d bytes", self.server_max_message_bytes
+            )
+        self.inspector._forward_to_client(frame)
+
+    def message_limit(self) -> int:
+        configured = self.policy.config.disclaimer.max_message_bytes
+        return self.server_max_message_bytes or configured
+
+    # Instant messages
+
+    async def outbound_icbm(self, frame: Flap, snac: Snac) -> None:
+        icbm = parse_icbm_send(snac)
+        self.inspector.identify()
+        remote = icbm.screen_name
+        party = self.policy.denying_party_rule(self.state.identity, remote)
+        if party is not None:
+            record = self._icbm_record(icbm, "outbound", "blocked", rule=party.name)
+            notice = self.policy.party_notice(party, remote)
+            await self._withhold_outbound(frame, snac, record, notice, remote, "remote party")
+            return
+        if icbm.channel == IcbmChannel.RENDEZVOUS:
+            await self._outbound_rendezvous(frame, snac, icbm)
+            return
+        verdict = self._icbm_verdict(snac, icbm, parse_icbm_send, "outbound")
+        if verdict.action == "blocked":
+            record = self._icbm_record(icbm, "outbound", "blocked", verdict.rule, verdict.details)
+            await self._withhold_outbound(frame, snac, record, verdict.notice, remote, "content")
+            return
+        await self._deliver_outbound(frame, snac, icbm, verdict)
+
+    async def _deliver_outbound(
+        self, frame: Flap, snac: Snac, icbm: Icbm, verdict: Verdict
+    ) -> None:
+        remote = icbm.screen_name
+        disclaimer = self._claim_disclaimer("outbound", remote, icbm)
+        if disclaimer is not None and not self._disclaimer_fits(disclaimer):
+            record = self._icbm_record(icbm, "outbound", "blocked", extra=_TOO_LONG)
+            await self._withhold_outbound(
+                frame, snac, record, self._too_long_notice(), remote, "disclaimer size"
+            )
+            return
+        record = self._icbm_record(icbm, "outbound", verdict.action, verdict.rule, verdict.details)
+        if not await self._archive_with_disclaimer(disclaimer, record):
+            self.inspector._refuse_outbound(frame, Family.ICBM, snac)
+            return
+        if disclaimer is not None:
+            self._inject_disclaimer(disclaimer)
+        self.inspector._forward_to_server(_rewritten(frame, snac, verdict))
+        self.conn.context.metrics.message("outbound", verdict.action)
+        if verdict.notice:
+            reason = verdict.action
+            await self._notify_im(remote, verdict.notice, "outbound", remote, verdict.rule, reason)
+
+    async def inbound_icbm(self, frame: Flap, snac: Snac) -> None:
+        icbm = parse_icbm_receive(snac)
+        self.inspector.identify()
+        remote = icbm.screen_name
+        party = self.policy.denying_party_rule(self.state.identity, remote)
+        if party is not None:
+            record = self._icbm_record(icbm, "inbound", "blocked", rule=party.name)
+            notice = self.policy.party_notice(party, remote)
+            await self._withhold_inbound(frame, record, notice, remote, "remote party")
+            return
+        if icbm.channel == IcbmChannel.RENDEZVOUS:
+            await self._inbound_rendezvous(frame, icbm)
+            return
+        verdict = self._icbm_verdict(snac, icbm, parse_icbm_receive, "inbound")
+        if verdict.action == "blocked":
+            record = self._icbm_record(icbm, "inbound", "blocked", verdict.rule, verdict.details)
+            await self._withhold_inbound(frame, record, verdict.notice, remote, "content")
+            return
+        await self._deliver_inbound(frame, snac, icbm, verdict)
+
+    async def _deliver_inbound(
+        self, frame: Flap, snac: Snac, icbm: Icbm, verdict: Verdict
+    ) -> None:
+        remote = icbm.screen_name
+        disclaimer = self._claim_disclaimer("inbound", remote, icbm)
+        if disclaimer is not None and not self._disclaimer_fits(disclaimer):
+            record = self._icbm_record(icbm, "inbound", "blocked", extra=_TOO_LONG)
+            notice = self._too_long_notice()
+            await self._withhold_inbound(frame, record, notice, remote, "disclaimer size")
+            return
+        record = self._icbm_record(icbm, "inbound", verdict.action, verdict.rule, verdict.details)
+        if not await self._archive_with_disclaimer(disclaimer, record):
+            # NOTE: the sender is told nothing; the server already took the message.
+            self.conn.to_client.drop(frame)
+            self.conn.log.error("inbound message withheld: it could not be archived")
+            return
+        if disclaimer is not None:
+            self._inject_disclaimer(disclaimer)
+        self.inspector._forward_to_client(_rewritten(frame, snac, verdict))
+        self.conn.context.metrics.message("inbound", verdict.action)
+        if verdict.notice:
+            reason = verdict.action
+            await self._notify_im(remote, verdict.notice, "inbound", remote, verdict.rule, reason)
+
+    def _icbm_verdict(
+        self, snac: Snac, icbm: Icbm, parse: Callable[[Snac], Icbm], direction: str
+    ) -> Verdict:
+        body = icbm.message
+        if body is None:
+            return Verdict("delivered")
+
+        def rewrite(rule_regex: Any, replacement: str) -> tuple[bytes, str]:
+            new_body = redact_icbm(snac.body, icbm, rule_regex, replacement)
+            message = parse(snac.with_body(new_body)).message
+            return new_body, message.plain if message is not None else ""
+
+        return self._content_verdict(body.plain, "im", rewrite, direction, icbm.screen_name)
+
+    def _icbm_record(
+        self,
+        icbm: Icbm,
+        direction: str,
+        action: str,
+        rule: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ArchiveRecord:
+        if icbm.channel == IcbmChannel.RENDEZVOUS:
+            rendezvous = parse_rendezvous(icbm)
+            if rendezvous is not None:
+                return records.rendezvous_record(
+                    self.state, icbm, rendezvous, direction, action, rule=rule
+                )
+        return records.message_record(self.state, icbm, direction, action, rule=rule, extra=extra)
+
+    # Typing notifications
+
+    async def outbound_typing(self, frame: Flap, snac: Snac) -> None:
+        """Withhold typing notifications to a denied party, without a notice."""
+        typing = parse_typing(snac)
+        self.inspector.identify()
+        if self.policy.denying_party_rule(self.state.identity, typing.screen_name) is not None:
+            self.conn._to_server().drop(frame)
+            return
+        self.inspector._forward_to_server(frame)
+
+    async def inbound_typing(self, frame: Flap, snac: Snac) -> None:
+        """Withhold typing notifications from a denied party, without a notice."""
+        typing = parse_typing(snac)
+        self.inspector.identify()
+        if self.policy.denying_party_rule(self.state.identity, typing.screen_name) is not None:
+            self.conn.to_client.drop(frame)
+            return
+        self.inspector._forward_to_client(frame)
+
+    # Rendezvous
+
+    async def _outbound_rendezvous(self, frame: Flap, snac: Snac, icbm: Icbm) -> None:
+        rendezvous = parse_rendezvous(icbm)
+        remote = icbm.screen_name
+        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
+            self.conn.context.metrics.rendezvous_blocked()
+            record = records.rendezvous_record(self.state, icbm, rendezvous, "outbound", "blocked")
+            notice = f"{_describe(rendezvous)} to {remote} was blocked. "
+            notice += self.policy.rendezvous_notice()
+            await self._withhold_outbound(frame, snac, record, notice, remote, "rendezvous")
+            return
+        if not await self.inspector._archive(self._icbm_record(icbm, "outbound", "delivered")):
+            self.inspector._refuse_outbound(frame, Family.ICBM, snac)
+            return
+        self.conn.context.metrics.message("outbound", "delivered")
+        self.inspector._forward_to_server(frame)
+
+    async def _inbound_rendezvous(self, frame: Flap, icbm: Icbm) -> None:
+        rendezvous = parse_rendezvous(icbm)
+        remote = icbm.screen_name
+        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
+            self.conn.context.metrics.rendezvous_blocked()
+            record = records.rendezvous_record(self.state, icbm, rendezvous, "inbound", "blocked")
+            notice = f"{remote} proposed {_describe(rendezvous)}, which was blocked. "
+            notice += self.policy.rendezvous_notice()
+            await self._withhold_inbound(frame, record, notice, remote, "rendezvous")
+            return
+        if not await self.inspector._archive(self._icbm_record(icbm, "inbound", "delivered")):
+            self.conn.to_client.drop(frame)
+            self.conn.log.error("inbound rendezvous withheld: it could not be archived")
+            return
+        self.conn.context.metrics.message("inbound", "delivered")
+        self.inspector._forward_to_client(frame)
+
+    def _rendezvous_blocked(self, rendezvous: Rendezvous) -> bool:
+        if rendezvous.type != RendezvousType.PROPOSE:
+            return False
+        return self.policy.rendezvous_blocked(rendezvous.kind, self.state.identity)
+
+    # Chat
+
+    async def outbound_chat(self, frame: Flap, snac: Snac) -> None:
+        message = parse_chat_send(snac)
+        self.inspector.identify()
+        room = self.state.room or ""
+        party = self.policy.denying_party_rule(self.state.identity, None, room)
+        if party is not None:
+            record = records.chat_record(
+                self.state, message, "outbound", "blocked", rule=party.name
+            )
+            notice = party.notice or f"Chat in {room} is not allowed (rule {party.name})."
+            await self._withhold_outbound_chat(frame, snac, record, notice, "remote party")
+            return
+        verdict = self._chat_verdict(snac, message, parse_chat_send, "outbound")
+        if verdict.action == "blocked":
+            record = records.chat_record(
+                self.state,
+                message,
+                "outbound",
+                "blocked",
+                rule=verdict.rule,
+                extra=verdict.details,
+            )
+            await self._withhold_outbound_chat(frame, snac, record, verdict.notice, "content")
+            return
+        record = records.chat_record(
+            self.state,
+            message,
+            "outbound",
+            verdict.action,
+            rule=verdict.rule,
+            extra=verdict.details,
+        )
+        if not await self.inspector._archive(record):
+            self.inspector._refuse_outbound(frame, Family.CHAT, snac)
+            return
+        self.inspector._forward_to_server(_rewritten(frame, snac, verdict))
+        self.conn.context.metrics.message("outbound", verdict.action)
+        if verdict.notice:
+            await self._notify_chat(verdict.notice, "outbound", None, verdict.rule, verdict.action)
+
+    async def inbound_chat(self, frame: Flap, snac: Snac) -> None:
+        message = parse_chat_receive(snac)
+        sender = message.sender.screen_name if message.sender is not None else ""
+        self.inspector.identify()
+        if normalize_screen_name(sender) == self.state.local:
+            # The server reflects the user's own chat message; it was archived when sent.
+            self.inspector._forward_to_client(frame)
+            return
+        room = self.state.room or ""
+        party = self.policy.denying_party_rule(self.state.identity, sender, room)
+        if party is not None:
+            await self._withhold_inbound_chat_from_party(frame, message, party.name, party.notice)
+            return
+        verdict = self._chat_verdict(snac, message, parse_chat_receive, "inbound")
+        action, rule, extra = verdict.action, verdict.rule, verdict.details
+        record = records.chat_record(
+            self.state, message, "inbound", action, rule=rule, extra=extra
+        )
+        if verdict.action == "blocked":
+            self.conn.to_client.drop(frame)
+            await self.inspector._archive(record)
+            self.conn.context.metrics.message("inbound", "blocked")
+            await self._notify_chat(verdict.notice, "inbound", sender, verdict.rule, "content")
+            return
+        if not await self.inspector._archive(record):
+            self.conn.to_client.drop(frame)
+            self.conn.log.error("inbound chat message withheld: it could not be archived")
+            return
+        self.inspector._forward_to_client(_rewritten(frame, snac, verdict))
+        self.conn.context.metrics.message("inbound", verdict.action)
+        if verdict.notice:
+            await self._notify_chat(
+                verdict.notice, "inbound", sender, verdict.rule, verdict.action
+            )
+
+    async def _withhold_inbound_chat_from_party(
+        self, frame: Flap, message: ChatMessage, rule: str, notice: str
+    ) -> None:
+        """Withhold a room message in a denied room; the user is told once per room."""
+        self.conn.to_client.drop(frame)
+        record = records.chat_record(self.state, message, "inbound", "blocked", rule=rule)
+        await self.inspector._archive(record)
+        self.conn.context.metrics.message("inbound", "blocked")
+        room = self.state.room or ""
+        if room in self._rooms_noticed:
+            return
+        self._rooms_noticed.add(room)
+        sender = message.sender.screen_name if message.sender is not None else None
+        text = notice or f"Messages in {room} are withheld by the compliance policy (rule {rule})."
+        await self._notify_chat(text, "inbound", sender, rule, "remote party")
+
+    def _chat_verdict(
+        self,
+        snac: Snac,
+        message: ChatMessage,
+        parse: Callable[[Snac], ChatMessage],
+        direction: str,
+    ) -> Verdict:
+        def rewrite(rule_regex: Any, replacement: str) -> tuple[bytes, str]:
+            new_body = redact_chat(snac.body, message, rule_regex, replacement)
+            return new_body, parse(snac.with_body(new_body)).plain
+
+        sender = message.sender.screen_name if message.sender is not None else ""
+        return self._content_verdict(message.plain, "chat", rewrite, direction, sender)
+
+    async def _withhold_outbound_chat(
+        self, frame: Flap, snac: Snac, record: ArchiveRecord, notice: str, reason: str
+    ) -> None:
+        self.conn._to_server().drop(frame)
+        await self.inspector._archive(record)
+        self.injector.error(Family.CHAT, snac.request_id)
+        self.conn.context.metrics.message("outbound", "blocked")
+        self.conn.log.info("outbound chat message blocked (%s, rule %s)", reason, record.rule)
+        await self._notify_chat(notice, "outbound", None, record.rule, reason)
+
+    # Content rules
+
+    def _content_verdict(
+        self,
+        plain: str,
+        kind: str,
+        rewrite: Callable[[Any, str], tuple[bytes, str]],
+        direction: str,
+        remote: str,
+    ) -> Verdict:
+        rule = self.policy.match_content(plain, kind)  # type: ignore[arg-type]
+        if rule is None:
+            return Verdict("delivered")
+        if rule.action == "flag":
+            return Verdict("flagged", rule.name, rule.notice_text("flag", remote, direction))
+        if rule.action == "redact":
+            body, redacted_plain = rewrite(rule.regex, rule.config.replacement)
+            if not rule.regex.search(redacted_plain):
+                notice = rule.notice_text("redact", remote, direction)
+                details = {"delivered_text": redacted_plain}
+                return Verdict("redacted", rule.name, notice, body, details)
+            # The pattern still matches the redacted text (it matches the replacement
+            # character, say), so redacting cannot hide it: block instead.
+            log.warning("rule %s still matches after redaction; the message is blocked", rule.name)
+            notice = rule.notice_text("block", remote, direction)
+            return Verdict("blocked", rule.name, notice, details={"redaction_failed": True})
+        return Verdict("blocked", rule.name, rule.notice_text("block", remote, direction))
+
+    # Disclaimers
+
+    def _claim_disclaimer(self, direction: str, remote: str, icbm: Icbm) -> Disclaimer | None:
+        """Return the disclaimer due before this message, marking it as sent, or None."""
+        if icbm.channel != IcbmChannel.IM:
+            return None
+        settings = self.policy.config.disclaimer
+        template = settings.outbound if direction == "outbound" else settings.inbound
+        if not template or self.policy.is_internal(remote):
+            return None
+        local = self.state.local or ""
+        runtime = self.conn.context.policy
+        claimed = runtime.disclaimers.claim(
+            settings.scope,
+            self.state.session_id,
+            local,
+            normalize_screen_name(remote),
+            runtime.today(),
+        )
+        if not claimed:
+            return None
+        conversation = Conversation(self.state.screen_name or local, remote, self.state.identity)
+        text = render(template, conversation, runtime.now(), settings.timezone)
+        return Disclaimer(direction, remote, text, settings.scope, local)
+
+    def _release(self, disclaimer: Disclaimer) -> None:
+        self.conn.context.policy.disclaimers.release(
+            disclaimer.scope,  # type: ignore[arg-type]
+            self.state.session_id,
+            disclaimer.local,
+            normalize_screen_name(disclaimer.remote),
+        )
+
+    def _disclaimer_fits(self, disclaimer: Disclaimer) -> bool:
+        """Check both copies against the message limit; release the claim when one is too long."""
+        limit = self.message_limit()
+        shown = self.policy.config.notice_prefix + disclaimer.text
+        if encoded_size(disclaimer.text) <= limit and encoded_size(shown) <= limit:
+            return True
+        self._release(disclaimer)
+        log.error(
+            "the %s disclaimer takes %d bytes, over the server's limit of %d; "
+            "the message is withheld (conn=%s)",
+            disclaimer.direction,
+            encoded_size(shown),
+            limit,
+            self.conn.id,
+        )
+        return False
+
+    def _too_long_notice(self) -> str:
+        return (
+            "This message was not delivered: the compliance disclaimer does not fit the "
+            f"server's message limit of {self.message_limit()} bytes."
+        )
+
+    async def _archive_with_disclaimer(
+        self, disclaimer: Disclaimer | None, record: ArchiveRecord
+    ) -> bool:
+        """Archive the disclaimer (if any) and then the message; False when either failed."""
+        if disclaimer is not None:
+            disclaimer_record = records.disclaimer_record(
+                self.state,
+                disclaimer.direction,
+                disclaimer.remote,
+                disclaimer.text,
+                disclaimer.scope,
+            )
+            if not await self.inspector._archive(disclaimer_record):
+                self._release(disclaimer)
+                return False
+        if await self.inspector._archive(record):
+            return True
+        if disclaimer is not None:
+            # NOTE: the disclaimer record stays in the archive although neither it
+            # nor the message was sent; records are append-only.
+            self._release(disclaimer)
+        return False
+
+    def _inject_disclaimer(self, disclaimer: Disclaimer) -> None:
+        """Send the disclaimer to the remote party and show it to the local user."""
+        shown = self.policy.config.notice_prefix + disclaimer.text
+        purpose = f"{disclaimer.direction} disclaimer"
+        if disclaimer.direction == "outbound":
+            self.injector.send_im(disclaimer.remote, disclaimer.text, purpose)
+            self.injector.notice_im(disclaimer.remote, shown)
+        else:
+            self.injector.notice_im(disclaimer.remote, shown)
+            self.injector.send_im(disclaimer.remote, disclaimer.text, purpose)
+        self.conn.context.metrics.disclaimer()
+        self.conn.log.info("%s disclaimer sent (%s scope)", disclaimer.direction, disclaimer.scope)
+
+    # Withholding and notices
+
+    async def _withhold_outbound(
+        self,
+        frame: Flap,
+        snac: Snac,
+        record: ArchiveRecord,
+        notice: str,
+        remote: str,
+        reason: str,
+    ) -> None:
+        """Withhold a client's ICBM, answer its request with an error and show a notice."""
+        self.conn._to_server().drop(frame)
+        await self.inspector._archive(record)
+        self.injector.error(Family.ICBM, snac.request_id)
+        self.conn.context.metrics.message("outbound", "blocked")
+        self.conn.log.info("outbound %s blocked (%s, rule %s)", record.kind, reason, record.rule)
+        await self._notify_im(remote, notice, "outbound", remote, record.rule, reason)
+
+    async def _withhold_inbound(
+        self, frame: Flap, record: ArchiveRecord, notice: str, remote: str, reason: str
+    ) -> None:
+        """Withhold a server's ICBM from the client and show a notice instead."""
+        self.conn.to_client.drop(frame)
+        await self.inspector._archive(record)
+        self.conn.context.metrics.message("inbound", "blocked")
+        self.conn.log.info("inbound %s blocked (%s, rule %s)", record.kind, reason, record.rule)
+        await self._notify_im(remote, notice, "inbound", remote, record.rule, reason)
+
+    async def _notify_im(
+        self,
+        sender: str,
+        text: str,
+        direction: str,
+        remote: str | None,
+        rule: str | None,
+        reason: str,
+    ) -> None:
+        """Archive a notice, then show it as an IM from ``sender``, even if archiving failed."""
+        shown = self.policy.config.notice_prefix + text
+        record = records.notice_record(
+            self.state, direction, shown, remote=remote, rule=rule, reason=reason
+        )
+        await self.inspector._archive(record)
+        self.injector.notice_im(sender, shown)
+
+    async def _notify_chat(
+        self, text: str, direction: str, remote: str | None, rule: str | None, reason: str
+    ) -> None:
+        """Archive a notice, then show it in the room, even if archiving failed."""
+        shown = self.policy.config.notice_prefix + text
+        record = records.notice_record(
+            self.state, direction, shown, remote=remote, rule=rule, reason=reason
+        )
+        await self.inspector._archive(record)
+        self.injector.notice_chat(self.policy.config.notice_sender, shown)
+
+
+_TOO_LONG = {"reason": "the disclaimer does not fit the server's message limit"}
+
+
+def _rewritten(frame: Flap, snac: Snac, verdict: Verdict) -> Flap:
+    if verdict.body is None:
+        return frame
+    return frame.with_payload(snac.with_body(verdict.body).to_bytes())
+
+
+def _describe(rendezvous: Rendezvous) -> str:
+    kind = rendezvous.kind
+    if kind is Capability.SEND_FILE:
+        if rendezvous.file_name:
+            return f'a file transfer of "{rendezvous.file_name}" ({rendezvous.file_size} bytes)'
+        return "a file transfer"
+    if kind is Capability.GET_FILE:
+        return "a Get File request"
+    if kind is Capability.DIRECT_IM:
+        return "a Direct IM connection"
+    return "a peer-to-peer request"
