@@ -8,7 +8,7 @@ import logging
 import signal
 
 from ..archive import Archive, ArchiveError
-from ..config import Config
+from ..config import Config, ConfigError
 from ..health import HealthServer
 from ..metrics import ProxyMetrics
 from .connection import Connection
@@ -40,13 +40,22 @@ class ProxyServer:
             max_batch=archive_config.max_batch,
             max_delay=archive_config.max_delay_ms / 1000,
         )
-        self.context = RelayContext.create(self.config, archive, self.metrics)
+        try:
+            self.context = RelayContext.create(self.config, archive, self.metrics)
+        # A SOCKS password file or variable is missing (UpstreamConnector reads it).
+        except ConfigError:
+            await archive.close()
+            raise
         host = self.config.listen.host
         for port in self.config.listen.ports:
             server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
             self._servers.append(server)
             log.info("listening on %s:%d", host, port)
         checks = [("listeners", self._listening), ("archive", archive.check_writable)]
+        # With upstream.socks.check_in_readiness, /readyz also checks the SOCKS proxies.
+        socks_check = self.context.connector.readiness_check
+        if socks_check is not None:
+            checks.append(("socks", socks_check))
         health = self.config.health
         self.health = HealthServer(health.host, health.port, self.metrics, checks)
         await self.health.start()
@@ -105,7 +114,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     server = ProxyServer(config)
     try:
         await server.start()
-    except (OSError, ArchiveError) as error:
+    except (OSError, ArchiveError, ConfigError) as error:
         log.error("could not start: %s", error)
         await server.stop(grace_seconds=0)
         return 1
