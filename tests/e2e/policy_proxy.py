@@ -76,6 +76,18 @@ class PolicyProxy:
             if all(record[key] == value for key, value in fields.items())
         ]
 
+    async def wait_for_records(
+        self, count: int, timeout: float = 5.0, **fields: Any
+    ) -> list[dict[str, Any]]:
+        """Poll the archive until ``count`` records match ``fields``; return them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := self.records(**fields)) < count:
+            if loop.time() >= deadline:
+                raise AssertionError(f"{len(found)} of {count} records with {fields} archived")
+            await asyncio.sleep(0.05)
+        return found
+
 
 def proxy_config(oscar: OscarServer, workdir: Path, policy: dict[str, Any]) -> dict[str, Any]:
     """Return a proxy configuration on loopback with ``policy``."""
