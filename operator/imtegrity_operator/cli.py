@@ -10,6 +10,9 @@ import kopf
 
 from imtegrity_operator.handlers import DEFAULT_PROXY_IMAGE
 
+# --log-format values, named as in the proxy's logging.format.
+LOG_FORMATS = {"text": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+
 
 def liveness_url(address: str) -> str:
     """Turn ``HOST:PORT`` (``[IPv6]:PORT`` for IPv6) into kopf's liveness endpoint URL."""
@@ -70,12 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         help="kubeconfig file; default: the in-cluster service account, else $KUBECONFIG "
         "or ~/.kube/config",
     )
+    run.add_argument(
+        "--log-format",
+        choices=sorted(LOG_FORMATS),
+        default="text",
+        help="text for one readable line per event, json for one JSON object per line "
+        "(default: %(default)s)",
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="log at debug level")
     return parser
 
 
 def run(args: argparse.Namespace) -> None:
-    kopf.configure(verbose=args.verbose)
+    kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
     memo = kopf.Memo(kubeconfig=args.kubeconfig, default_image=args.default_proxy_image)
     kopf.run(
         clusterwide=not args.namespace,
