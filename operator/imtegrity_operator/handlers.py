@@ -63,8 +63,9 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 
 def _reconcile(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
+    metadata = body["metadata"]
     try:
-        memo.reconciler.reconcile(body)
+        memo.reconciler.reconcile(metadata["namespace"], metadata["name"], metadata["uid"])
     except ReconcileError as error:
         if error.permanent:
             raise kopf.PermanentError(str(error)) from error
@@ -88,7 +89,12 @@ def on_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_INTERVAL_SECONDS)
 def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _reconcile(memo, body)
+    try:
+        _reconcile(memo, body)
+    except kopf.PermanentError:
+        # The status and an event reported it when it first happened; raising
+        # here would only log the same error on every tick.
+        pass
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

@@ -51,16 +51,30 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Return whether an apply changed the object, ignoring status-only writes if possible.
+def project(obj: Any, shape: Any) -> Any:
+    """Return the part of ``obj`` at the paths that ``shape`` has.
 
-    Objects with a generation compare it, so a Deployment's status update
-    between the read and the apply does not count as a change.
+    Lists of the same length are projected element by element; any other
+    value is returned as it is.
     """
-    old, new = before["metadata"], after["metadata"]
-    if "generation" in old and "generation" in new:
-        return bool(old["generation"] != new["generation"])
-    return bool(old.get("resourceVersion") != new.get("resourceVersion"))
+    if isinstance(shape, Mapping) and isinstance(obj, Mapping):
+        return {key: project(obj.get(key), value) for key, value in shape.items()}
+    if isinstance(shape, list) and isinstance(obj, list) and len(shape) == len(obj):
+        return [project(item, part) for item, part in zip(obj, shape, strict=True)]
+    return obj
+
+
+def applied_fields_changed(
+    before: Mapping[str, Any], after: Mapping[str, Any], desired: Mapping[str, Any]
+) -> bool:
+    """Return whether an apply changed any field that the operator sets.
+
+    Both versions come from the API server in its normalized form, so a
+    quantity written as 0.5 does not differ from the stored 500m. Writes by
+    controllers between the read and the apply (status, a bound volume's
+    name) fall outside ``desired`` and do not count.
+    """
+    return bool(project(before, desired) != project(after, desired))
 
 
 def _find(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -88,6 +102,10 @@ class Reconciler:
     post_event: EventPoster
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    # UIDs of resources being deleted. A pass that started before the deletion
+    # stops applying, so it does not recreate children that the garbage
+    # collector has just removed. The set grows by one UID per deleted resource.
+    _deleted: set[str] = field(default_factory=set)
 
     def _lock_for(self, uid: str) -> threading.Lock:
         # The timer, the change handlers and child events run in different
@@ -96,26 +114,38 @@ class Reconciler:
             return self._locks.setdefault(uid, threading.Lock())
 
     def forget(self, uid: str) -> None:
-        """Drop the lock of a deleted resource."""
+        """Stop every pass for a resource that is being deleted, and drop its lock."""
         with self._locks_guard:
+            self._deleted.add(uid)
             self._locks.pop(uid, None)
 
-    def reconcile(self, body: Mapping[str, Any]) -> None:
-        """Run one pass; raise ``ReconcileError`` when it stops early."""
-        if body["metadata"].get("deletionTimestamp"):
-            return  # The garbage collector removes the children.
-        with self._lock_for(body["metadata"]["uid"]):
+    def _is_deleted(self, uid: str) -> bool:
+        with self._locks_guard:
+            return uid in self._deleted
+
+    def reconcile(self, namespace: str, name: str, uid: str) -> None:
+        """Run one pass for an IMtegrityProxy; raise ``ReconcileError`` when it stops early.
+
+        The pass reads the resource again under its lock, so the status it
+        compares with includes what the previous pass wrote.
+        """
+        with self._lock_for(uid):
+            try:
+                body = self.client.get_proxy(namespace, name)
+            except KubeApiError as error:
+                raise ReconcileError(str(error), permanent=False) from error
+            if body is None or body["metadata"]["uid"] != uid:
+                return  # Deleted, or deleted and created again under the same name.
+            if body["metadata"].get("deletionTimestamp") or self._is_deleted(uid):
+                return  # The garbage collector removes the children.
             self._reconcile(body)
 
     def reconcile_owner_of(self, child: Mapping[str, Any]) -> None:
-        """Run a pass for the IMtegrityProxy that controls ``child``, if it still exists."""
+        """Run a pass for the IMtegrityProxy that controls ``child``."""
         metadata = child["metadata"]
         for reference in metadata.get("ownerReferences") or []:
-            if reference.get("kind") != KIND or reference.get("apiVersion") != API_VERSION:
-                continue
-            proxy = self.client.get_proxy(metadata["namespace"], reference["name"])
-            if proxy is not None and proxy["metadata"]["uid"] == reference["uid"]:
-                self.reconcile(proxy)
+            if reference.get("kind") == KIND and reference.get("apiVersion") == API_VERSION:
+                self.reconcile(metadata["namespace"], reference["name"], reference["uid"])
 
     def _reconcile(self, body: Mapping[str, Any]) -> None:
         owner = Owner.from_body(body)
@@ -125,8 +155,12 @@ class Reconciler:
         except SpecError as error:
             self._stop(body, _spec_problem(error))
             raise ReconcileError(str(error), permanent=True) from error
+        applied = []
         try:
-            applied = [self._apply(body, child) for child in children]
+            for child in children:
+                if self._is_deleted(owner.uid):
+                    return  # The garbage collector removes the children.
+                applied.append(self._apply(body, child))
         except KubeApiError as error:
             problem = _apply_problem(error)
             self._stop(body, problem)
@@ -138,7 +172,7 @@ class Reconciler:
         after = self.client.apply(child)
         if before is None:
             self._event(body, "Normal", "Created", f"Created {describe(child)}")
-        elif _changed(before, after):
+        elif applied_fields_changed(before, after, child):
             self._event(body, "Normal", "Updated", f"Updated {describe(child)}")
         return after
 
@@ -155,28 +189,33 @@ class Reconciler:
 
     def _stop(self, body: Mapping[str, Any], problem: Problem) -> None:
         """Record ``problem`` in the status and, when it is new, as a Warning event."""
-        logger.warning("reconcile of %s stopped: %s", describe(body), problem.message)
         generation = body["metadata"].get("generation", 0)
         status = {
             "observedGeneration": generation,
             "conditions": problem_conditions(problem, generation),
         }
         try:
-            self._write_status(body, status)
+            changed = self._write_status(body, status)
         except KubeApiError as error:
             # The pass has already failed; the retry writes the status again.
             logger.warning("failed to write the status of %s: %s", describe(body), error)
+            changed = True
+        # A timer pass repeats a standing problem every few seconds; log it once.
+        level = logging.WARNING if changed else logging.DEBUG
+        logger.log(level, "reconcile of %s stopped: %s", describe(body), problem.message)
 
-    def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> None:
+    def _write_status(self, body: Mapping[str, Any], status: dict[str, Any]) -> bool:
+        """Write ``status`` and post events for its transitions; return whether it changed."""
         current = body.get("status") or {}
         previous = current.get("conditions") or []
         status["conditions"] = with_transition_times(status["conditions"], previous, _now())
         if not status_changed(current, status):
-            return
+            return False
         metadata = body["metadata"]
         self.client.patch_proxy_status(metadata["namespace"], metadata["name"], status)
         for event_type, reason, message in transition_events(previous, status["conditions"]):
             self._event(body, event_type, reason, message)
+        return True
 
     def _event(self, body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         logger.info("%s: %s: %s", describe(body), reason, message)

@@ -51,7 +51,9 @@ def test_rollout_pod_not_ready():
 
     assert conditions["Ready"]["status"] == "False"
     assert conditions["Ready"]["reason"] == "ReplicasNotReady"
-    assert conditions["Ready"]["message"] == "0 of 1 replicas ready"
+    assert conditions["Ready"]["message"] == (
+        "0 of 1 replicas ready, 1 of 1 updated to the current pod template"
+    )
     assert conditions["Progressing"]["status"] == "True"
     assert conditions["Progressing"]["reason"] == "RollingOut"
 
@@ -77,7 +79,9 @@ def test_rollout_without_status():
     conditions = _by_type(rollout_conditions(1, {"metadata": {"generation": 1}}, generation=1))
 
     assert conditions["Ready"]["status"] == "False"
-    assert conditions["Ready"]["message"] == "0 of 1 replicas ready"
+    assert conditions["Ready"]["message"] == (
+        "0 of 1 replicas ready, 0 of 1 updated to the current pod template"
+    )
 
 
 def test_rollout_scaled_to_zero():

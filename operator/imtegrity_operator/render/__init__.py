@@ -22,9 +22,9 @@ from imtegrity_operator.spec import ProxySpec, SpecError
 
 __all__ = ["MAX_REPLICAS", "Owner", "UnsupportedReplicasError", "render_children"]
 
-# The archive is one SQLite file with a single writer. A second replica would
-# either fail to open it or write a second archive on another volume, so
-# messages could be lost from the record.
+# The archive is one SQLite file on a ReadWriteOnce volume, written by one
+# proxy process. A pod on a second node could not mount the volume, and the
+# archive is not built for a second writing process.
 MAX_REPLICAS = 1
 
 

@@ -82,6 +82,8 @@ def _container(spec: ProxySpec, image: str) -> dict[str, Any]:
 
 
 def _volumes(owner: Owner) -> list[dict[str, Any]]:
+    # NOTE: no Secret is mounted for upstream.socks.proxies[].password_file yet,
+    # so that file must already exist in the image.
     return [
         {"name": "config", "configMap": {"name": owner.config_map_name}},
         {"name": "archive", "persistentVolumeClaim": {"claimName": owner.archive_claim_name}},

@@ -66,9 +66,12 @@ def rollout_conditions(
     desired: int, deployment: Mapping[str, Any], generation: int
 ) -> list[dict[str, Any]]:
     """Return the conditions for a spec that was applied, from the Deployment's status."""
-    ready_count = (deployment.get("status") or {}).get("readyReplicas", 0)
-    counts = f"{ready_count} of {desired} replicas ready"
+    status = deployment.get("status") or {}
+    counts = f"{status.get('readyReplicas', 0)} of {desired} replicas ready"
     settled = _rollout_settled(desired, deployment)
+    if not settled:
+        updated = status.get("updatedReplicas", 0)
+        counts += f", {updated} of {desired} updated to the current pod template"
     if desired == 0:
         ready = _condition(READY, False, "ScaledToZero", "spec.replicas is 0", generation)
     elif settled:
