@@ -105,6 +105,8 @@ class Reconciler:
     # UIDs of resources being deleted. A pass that started before the deletion
     # stops applying, so it does not recreate children that the garbage
     # collector has just removed. The set grows by one UID per deleted resource.
+    # NOTE: an apply already in flight can still recreate one child; its owner
+    # UID no longer exists, so the garbage collector deletes it again.
     _deleted: set[str] = field(default_factory=set)
 
     def _lock_for(self, uid: str) -> threading.Lock:
