@@ -118,8 +118,12 @@ async def test_second_login_server_used_when_first_down(proxy_factory, oscar_ser
     assert result.port == proxy.port
 
 
-async def test_screen_name_formatting_is_one_identity(proxy_factory, oscar_server):
-    proxy = await proxy_factory(policy={"identities": {"Foo Bar Itg": "emp-1001"}})
+async def test_screen_name_formatting_is_one_identity(proxy_factory, own_oscar_server):
+    oscar_server = own_oscar_server
+    proxy = await proxy_factory(
+        upstream={"servers": [oscar_server.address]},
+        policy={"identities": {"Foo Bar Itg": "emp-1001"}},
+    )
     for typed in ("Foo Bar Itg", "foobaritg"):
         client = await AimClient.sign_on(
             "127.0.0.1", proxy.port, typed, "pw", local_addr=oscar_server.source_address()
@@ -133,8 +137,9 @@ async def test_screen_name_formatting_is_one_identity(proxy_factory, oscar_serve
     assert all(r["local_display"].replace(" ", "").lower() == "foobaritg" for r in signons)
 
 
-async def test_signing_on_twice_keeps_sessions_apart(proxy_factory, oscar_server):
-    proxy = await proxy_factory()
+async def test_signing_on_twice_keeps_sessions_apart(proxy_factory, own_oscar_server):
+    oscar_server = own_oscar_server
+    proxy = await proxy_factory(upstream={"servers": [oscar_server.address]})
     name = unique_screen_name()
     first = await AimClient.sign_on(
         "127.0.0.1", proxy.port, name, "pw", local_addr=oscar_server.source_address()

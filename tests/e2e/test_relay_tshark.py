@@ -46,9 +46,10 @@ def decode(tshark: Path, capture: Path, port: int, fields: list[str]) -> list[st
     return result.stdout.splitlines()
 
 
-async def test_aim_dissector_decodes_relayed_session(proxy_factory, oscar_server, tmp_path):
+async def test_aim_dissector_decodes_relayed_session(proxy_factory, own_oscar_server, tmp_path):
+    oscar_server = own_oscar_server
     tshark = peer_binary("tshark", "tshark")
-    proxy = await proxy_factory()
+    proxy = await proxy_factory(upstream={"servers": [oscar_server.address]})
     capture = tmp_path / "client-side.pcapng"
     process = start_capture(tshark, proxy.port, capture)
     try:
