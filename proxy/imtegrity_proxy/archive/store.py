@@ -102,6 +102,8 @@ class Archive:
         self._closed = True
         self._writer.request_stop()
         await asyncio.wrap_future(self._writer.stopped)
+        # The future resolves just before the thread ends; wait for the end itself.
+        await asyncio.to_thread(self._writer.join, 5)
         logger.info(
             "archive closed: path=%s commits=%d failures=%d",
             self.path,
