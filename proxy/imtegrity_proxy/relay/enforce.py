@@ -16,16 +16,18 @@ message from ``policy.notice_sender``. Both start with ``policy.notice_prefix``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..archive import ArchiveRecord
 from ..policy.disclaimer import Conversation, encoded_size, render
-from ..policy.engine import Policy
+from ..policy.engine import MessageKind, Policy
 from ..policy.redact import redact_chat, redact_icbm
 from ..protocol.chat import ChatMessage, parse_chat_receive, parse_chat_send
 from ..protocol.enums import Family, IcbmChannel, RendezvousType
+from ..protocol.errors import ProtocolError
 from ..protocol.flap import Flap
 from ..protocol.icbm import Icbm, parse_icbm_receive, parse_icbm_send, parse_typing
 from ..protocol.rendezvous import Capability, Rendezvous, parse_rendezvous
@@ -43,6 +45,10 @@ log = logging.getLogger("imtegrity.policy")
 # Byte offset of the maximum message length in an ICBM parameter reply
 # (0x0004/0x0005): max slots (u16), ICBM flags (u32), then max length (u16).
 _PARAMETERS_MAX_LENGTH = slice(6, 8)
+
+
+# Redact a message with (pattern, replacement); return the new SNAC body and its plain text.
+Rewrite = Callable[[re.Pattern[str], str], tuple[bytes, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +211,8 @@ class Enforcer:
         if body is None:
             return Verdict("delivered")
 
-        def rewrite(rule_regex: Any, replacement: str) -> tuple[bytes, str]:
-            new_body = redact_icbm(snac.body, icbm, rule_regex, replacement)
+        def rewrite(pattern: re.Pattern[str], replacement: str) -> tuple[bytes, str]:
+            new_body = redact_icbm(snac.body, icbm, pattern, replacement)
             message = parse(snac.with_body(new_body)).message
             return new_body, message.plain if message is not None else ""
 
@@ -232,21 +238,27 @@ class Enforcer:
 
     async def outbound_typing(self, frame: Flap, snac: Snac) -> None:
         """Withhold typing notifications to a denied party, without a notice."""
-        typing = parse_typing(snac)
-        self.inspector.identify()
-        if self.policy.denying_party_rule(self.state.identity, typing.screen_name) is not None:
+        if self._typing_denied(snac):
             self.conn._to_server().drop(frame)
             return
         self.inspector._forward_to_server(frame)
 
     async def inbound_typing(self, frame: Flap, snac: Snac) -> None:
         """Withhold typing notifications from a denied party, without a notice."""
-        typing = parse_typing(snac)
-        self.inspector.identify()
-        if self.policy.denying_party_rule(self.state.identity, typing.screen_name) is not None:
+        if self._typing_denied(snac):
             self.conn.to_client.drop(frame)
             return
         self.inspector._forward_to_client(frame)
+
+    def _typing_denied(self, snac: Snac) -> bool:
+        try:
+            typing = parse_typing(snac)
+        # A typing notification carries no content, so one the proxy cannot read is
+        # relayed as before instead of closing the connection.
+        except ProtocolError:
+            return False
+        self.inspector.identify()
+        return self.policy.denying_party_rule(self.state.identity, typing.screen_name) is not None
 
     # Rendezvous
 
@@ -388,8 +400,8 @@ class Enforcer:
         parse: Callable[[Snac], ChatMessage],
         direction: str,
     ) -> Verdict:
-        def rewrite(rule_regex: Any, replacement: str) -> tuple[bytes, str]:
-            new_body = redact_chat(snac.body, message, rule_regex, replacement)
+        def rewrite(pattern: re.Pattern[str], replacement: str) -> tuple[bytes, str]:
+            new_body = redact_chat(snac.body, message, pattern, replacement)
             return new_body, parse(snac.with_body(new_body)).plain
 
         sender = message.sender.screen_name if message.sender is not None else ""
@@ -410,12 +422,13 @@ class Enforcer:
     def _content_verdict(
         self,
         plain: str,
-        kind: str,
-        rewrite: Callable[[Any, str], tuple[bytes, str]],
+        kind: MessageKind,
+        rewrite: Rewrite,
         direction: str,
         remote: str,
     ) -> Verdict:
-        rule = self.policy.match_content(plain, kind)  # type: ignore[arg-type]
+        """Apply the first matching content rule; ``rewrite`` redacts with its pattern."""
+        rule = self.policy.match_content(plain, kind)
         if rule is None:
             return Verdict("delivered")
         if rule.action == "flag":
