@@ -537,7 +537,13 @@ class ContentRule(_Model):
             "block drops the message, redact replaces each match, flag only records the rule."
         ),
     )
-    notice: str = Field(default="", description="Text sent to the sender when the rule acts.")
+    notice: str = Field(
+        default="",
+        description=(
+            "Text shown to the local user when the rule acts; empty shows a built-in "
+            "text for block and nothing for redact and flag."
+        ),
+    )
     applies_to: list[Literal["im", "chat"]] = Field(
         default=["im", "chat"],
         min_length=1,
@@ -562,6 +568,16 @@ class ContentRule(_Model):
             raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
         return pattern
 
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_needs_text(cls, pattern: str) -> str:
+        if re.search(pattern, "") is not None:
+            raise ValueError(
+                f"pattern {pattern!r} matches the empty string, so it would match every "
+                "message; require at least one character"
+            )
+        return pattern
+
 
 class RemotePartyRule(_Model):
     """A rule on who local users may talk to, in list order; the first match wins."""
@@ -583,7 +599,10 @@ class RemotePartyRule(_Model):
         description="Glob over the chat room name; null matches direct messages only.",
     )
     notice: str = Field(
-        default="", description="Text sent to the local user when the rule denies."
+        default="",
+        description=(
+            "Text shown to the local user when the rule denies; empty shows a built-in text."
+        ),
     )
 
     @field_validator("remote")
