@@ -3,7 +3,9 @@
 Each ``ProxyMetrics`` owns its own ``MeterProvider`` and its own Prometheus
 ``CollectorRegistry`` instead of the process-wide globals, so tests can build
 several side by side and none of them leaks into another. The health server
-serves ``render_prometheus()`` at /metrics.
+serves ``render_prometheus()`` at /metrics. Further readers, such as the OTLP
+exporter that ``telemetry.ProxyTelemetry`` builds from the ``OTEL_*`` variables
+or a test's ``InMemoryMetricReader``, read the same instruments.
 
 OpenTelemetry names become Prometheus names by the exporter's rules: dots turn
 into underscores, the unit is appended (``s`` as ``_seconds``, ``By`` as
@@ -12,10 +14,12 @@ into underscores, the unit is appended (``s`` as ``_seconds``, ``By`` as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -35,12 +39,21 @@ _ARCHIVE_COMMIT_BUCKETS = (
 _UPSTREAM_CONNECT_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+# Relaying one frame takes microseconds when no archive commit is awaited and a
+# commit's time otherwise (an estimate, like the buckets above).
+_FRAME_RELAY_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
 
 
 class ProxyMetrics:
     """The counters, gauges and histograms the relay and the archive update."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, resource: Resource | None = None, readers: Sequence[MetricReader] = ()
+    ) -> None:
+        """Create the instruments; ``readers`` are read beside the Prometheus reader."""
         self.registry = CollectorRegistry(auto_describe=True)
         # The target_info metric and the otel_scope_* labels on every series add
         # nothing for a single-purpose process, so both are off.
@@ -48,13 +61,30 @@ class ProxyMetrics:
             disable_target_info=True, scope_info_enabled=False, registry=self.registry
         )
         self._provider = MeterProvider(
-            metric_readers=[self._reader],
-            resource=Resource.create({"service.name": "imtegrity-proxy"}),
+            metric_readers=[self._reader, *readers],
+            resource=resource or Resource.create({"service.name": "imtegrity-proxy"}),
         )
         meter = self._provider.get_meter("imtegrity_proxy")
 
         self._active_sessions = meter.create_up_down_counter(
             "imtegrity.sessions.active", unit="1", description="Client connections open now."
+        )
+        self._sessions = meter.create_counter(
+            "imtegrity.sessions",
+            unit="1",
+            description=(
+                "Client connections, by role (login, bos, service), counted once the role "
+                "is known; a connection that closes before its hello counts as unknown."
+            ),
+        )
+        self._frame_relay = meter.create_histogram(
+            "imtegrity.relay.frame.duration",
+            unit="s",
+            description=(
+                "Time from a pump taking a frame off the read buffer until the frame is "
+                "written (or withheld), by direction; it includes awaited archive commits."
+            ),
+            explicit_bucket_boundaries_advisory=_FRAME_RELAY_BUCKETS,
         )
         self._signons = meter.create_counter(
             "imtegrity.signons",
@@ -110,6 +140,14 @@ class ProxyMetrics:
         """Count a client connection as closed."""
         self._active_sessions.add(-1)
 
+    def session_started(self, role: str) -> None:
+        """Count a client connection whose ``role`` (login, bos, service, unknown) is known."""
+        self._sessions.add(1, {"role": role})
+
+    def frame_relayed(self, direction: Direction, seconds: float) -> None:
+        """Record how long one frame in ``direction`` took to relay, in seconds."""
+        self._frame_relay.record(seconds, {"direction": direction})
+
     def signon(self, result: str) -> None:
         """Count one sign-on attempt with its ``result`` (a short fixed word)."""
         self._signons.add(1, {"result": result})
@@ -151,5 +189,9 @@ class ProxyMetrics:
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:
-        """Stop the meter provider; later updates are dropped."""
+        """Stop the meter provider and its readers; later updates are dropped.
+
+        An exporting reader sends its last export first, so this can block for
+        up to that exporter's timeout.
+        """
         self._provider.shutdown()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from ..log import ConnectionLogger, format_peer
@@ -50,6 +51,7 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.local_host, self.local_port = writer.get_extra_info("sockname")[:2]
         self.log = ConnectionLogger(log, self.id, peer)
+        self.trace = context.telemetry.session(context.metrics, self.id, peer, self.local_port)
         self.state = SessionState(new_session_id(), format_peer(peer))
         max_payload = context.config.relay.max_frame_payload
         idle = context.config.relay.idle_timeout_seconds
@@ -67,14 +69,22 @@ class Connection:
             await self._run()
         except ProtocolError as error:
             self.log.warning("closing: %s protocol error: %s", error.side, error)
+            self.trace.set_outcome("protocol_error", f"{error.side} protocol error")
         except UpstreamError as error:
             self.log.warning("closing: upstream %s failed: %s", error.target, error.reason)
+            self.trace.set_outcome("upstream_failed", str(error))
         except (ConnectionError, asyncio.IncompleteReadError) as error:
             self.log.info("closing: connection lost: %s", type(error).__name__)
+            self.trace.set_outcome("connection_lost")
         except IdleTimeout as error:
             self.log.info("closing: %s", error)
+            self.trace.set_outcome("idle_timeout")
+        except asyncio.CancelledError:
+            self.trace.set_outcome("cancelled")
+            raise
         finally:
             await self._close()
+            self.trace.end(self.state)
 
     async def _run(self) -> None:
         self.to_client.inject(Channel.SIGNON, encode_hello())
@@ -111,14 +121,17 @@ class Connection:
     def _signing_on(self, screen_name: str) -> None:
         self.state.set_screen_name(screen_name)
         self.log.screen_name = screen_name
+        self.trace.begin(self.state)
+        self.trace.signon_started(self.state)
         self.log.info("sign-on started (%s)", self.state.signon_style)
 
     def _resume(self, cookie: bytes) -> list[tuple[str, int]]:
         ticket = self.context.cookies.lookup(cookie)
         if ticket is None:
             default = self.context.connector.login_servers[:1]
-            self.log.info("unknown cookie: connecting to the default upstream only")
             self.state.role = "service"
+            self.trace.begin(self.state)
+            self.log.info("unknown cookie: connecting to the default upstream only")
             return default
         self.state.session_id = ticket.session_id
         self.state.client_address = ticket.client_address
@@ -129,15 +142,20 @@ class Connection:
             self.state.set_screen_name(ticket.screen_name)
             self.log.screen_name = ticket.screen_name
         self.inspector.identify()
+        self.trace.begin(self.state, ticket.trace_parent)
         family = "BOS" if ticket.family is None else f"family 0x{ticket.family:04x}"
         self.log.info("cookie accepted: %s connection to %s", family, _target(ticket.upstream))
         return [ticket.upstream]
 
     async def _connect(self, targets: list[tuple[str, int]]) -> bool:
         try:
-            self.upstream = await self.context.connector.connect_first(targets)
+            with self.trace.upstream_connect(len(targets)) as connect_span:
+                self.upstream = await self.context.connector.connect_first(targets)
+                connect_span.connected(self.upstream)
         except UpstreamError as error:
             self.log.warning("upstream unavailable: %s", error)
+            self.trace.signon_finished("upstream_unavailable")
+            self.trace.set_outcome("upstream_unavailable", str(error))
             await self.fail_signon(SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE, "")
             return False
         max_payload = self.context.config.relay.max_frame_payload
@@ -179,16 +197,24 @@ class Connection:
 
     async def _pump_client(self) -> None:
         to_server = self._to_server()
+        metrics = self.context.metrics
         while (frame := await self.client.next()) is not None:
+            started = time.perf_counter()
             await self.inspector.from_client(frame)
+            metrics.frame_relayed("outbound", time.perf_counter() - started)
             await to_server.drain()
+        self.trace.set_outcome("client_closed")
         self.log.info("client closed the connection")
 
     async def _pump_server(self) -> None:
         assert self.server is not None
+        metrics = self.context.metrics
         while (frame := await self.server.next()) is not None:
+            started = time.perf_counter()
             await self.inspector.from_server(frame)
+            metrics.frame_relayed("inbound", time.perf_counter() - started)
             await self.to_client.drain()
+        self.trace.set_outcome("server_closed")
         self.log.info("server closed the connection")
 
     def _to_server(self) -> FrameSink:

@@ -10,6 +10,7 @@ from ..archive import Archive, ArchiveRecord
 from ..config import Config
 from ..metrics import ProxyMetrics
 from ..policy.runtime import PolicyRuntime
+from ..telemetry import ProxyTelemetry
 from .cookies import CookieStore
 from .upstream import UpstreamConnector
 
@@ -22,6 +23,7 @@ class RelayContext:
     cookies: CookieStore
     connector: UpstreamConnector
     policy: PolicyRuntime
+    telemetry: ProxyTelemetry
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_connection_id(self) -> int:
@@ -39,7 +41,14 @@ class RelayContext:
         return record_id
 
     @classmethod
-    def create(cls, config: Config, archive: Archive, metrics: ProxyMetrics) -> RelayContext:
+    def create(
+        cls,
+        config: Config,
+        archive: Archive,
+        metrics: ProxyMetrics,
+        telemetry: ProxyTelemetry | None = None,
+    ) -> RelayContext:
+        """Build the shared state; ``telemetry`` defaults to one that exports nothing."""
         relay = config.relay
         return cls(
             config=config,
@@ -48,4 +57,5 @@ class RelayContext:
             cookies=CookieStore(relay.cookie_ttl_seconds, relay.max_cookies),
             connector=UpstreamConnector(config.upstream, metrics),
             policy=PolicyRuntime(config.policy),
+            telemetry=telemetry if telemetry is not None else ProxyTelemetry(),
         )

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opentelemetry.trace import SpanContext
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
@@ -25,6 +27,8 @@ class Ticket:
     client_address: str
     family: int | None = None  # None for the BOS connection of a sign-on reply
     room: str | None = None
+    # The redirect span that handed out the cookie; the next connection continues its trace.
+    trace_parent: SpanContext | None = None
 
 
 class CookieStore:
