@@ -145,8 +145,3 @@ def sequence_gaps(frames: list[Flap]) -> list[tuple[int, int]]:
         for before, after in itertools.pairwise(frames)
         if (before.sequence + 1) % 0x10000 != after.sequence
     ]
-
-
-async def settle(seconds: float = 0.2) -> None:
-    """Give the proxy and the server a moment to pass on what is in flight."""
-    await asyncio.sleep(seconds)

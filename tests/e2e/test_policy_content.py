@@ -179,7 +179,7 @@ async def test_inbound_im_rules(oscar_server: OscarServer, tmp_path: Path) -> No
             (bob, "my account ██████████"),
             (bob, "insider tip"),
         ]
-        assert await received_ims(remote) == []  # the external sender is told nothing
+        assert await received_ims(remote) == []  # the external sender gets no notice
         inbound = proxy.records(kind="message", direction="inbound")
         assert [(r["action"], r["rule"]) for r in inbound] == [
             ("blocked", "no-guarantees"),

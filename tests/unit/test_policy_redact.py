@@ -96,7 +96,7 @@ def test_ascii_fragment_moves_to_ucs2() -> None:
     assert redacted.plain == f"acct {BLOCK * 6}"
 
 
-def test_ascii_fragment_stays_ascii_with_ascii_replacement() -> None:
+def test_ascii_replacement_stays_ascii() -> None:
     body = parse_message_body(FEATURES + fragment(Charset.ASCII, b"acct 123456", subset=7))
     redacted = parse_message_body(redact_message_body(body, DIGITS, "*"))
     assert redacted.parts[0].charset == Charset.ASCII
@@ -104,7 +104,7 @@ def test_ascii_fragment_stays_ascii_with_ascii_replacement() -> None:
     assert redacted.parts[0].raw == b"acct ******"
 
 
-def test_latin1_fragment_kept_when_replacement_fits() -> None:
+def test_latin1_fragment_kept() -> None:
     body = parse_message_body(FEATURES + fragment(Charset.LATIN1, "Café 123456".encode("latin-1")))
     redacted = parse_message_body(redact_message_body(body, DIGITS, "#"))
     assert redacted.parts[0].charset == Charset.LATIN1
@@ -161,7 +161,7 @@ def test_redact_chat_switches_encoding() -> None:
     assert [tlv.type for tlv in info] == [TEXT_TLV, ENCODING_TLV, LANGUAGE_TLV]
 
 
-def test_redact_chat_keeps_ascii_encoding_when_possible() -> None:
+def test_redact_chat_keeps_ascii() -> None:
     snac = parse_snac(encode_chat_send(3, b"\x02" * 8, "call 1234567"))
     message = parse_chat_send(snac)
     redacted = parse_chat_send(snac.with_body(redact_chat(snac.body, message, DIGITS, "x")))

@@ -139,7 +139,7 @@ def snacs(frames: list[Flap]) -> list[Snac]:
     return [parse_snac(frame.payload) for frame in frames if frame.channel == Channel.DATA]
 
 
-async def test_outbound_disclaimer_and_block_keep_server_sequence(relay: Relay) -> None:
+async def test_outbound_injections_keep_sequences(relay: Relay) -> None:
     await relay.from_client(im_send(2, "hello bob"))  # disclaimer injected before it
     await relay.from_client(im_send(3, "alpha plans"))  # blocked: withheld
     await relay.from_client(im_send(4, "second"))
@@ -162,7 +162,7 @@ async def test_outbound_disclaimer_and_block_keep_server_sequence(relay: Relay) 
     kinds = [(snac.family, snac.subtype) for snac in snacs(downstream)]
     assert kinds == [
         (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT),  # the disclaimer, shown as a notice
-        (Family.ICBM, IcbmSubtype.ERROR),  # the answer to request 3
+        (Family.ICBM, IcbmSubtype.ERROR),  # the error reply to request 3
         (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT),  # the notice for request 3
     ]
     notice_ids = [snacs(downstream)[0].request_id, snacs(downstream)[2].request_id]
@@ -170,7 +170,7 @@ async def test_outbound_disclaimer_and_block_keep_server_sequence(relay: Relay) 
     assert snacs(downstream)[1].request_id == 3
 
 
-async def test_server_replies_to_injected_frames_withheld(relay: Relay) -> None:
+async def test_injected_frame_acks_withheld(relay: Relay) -> None:
     await relay.from_client(im_send(2, "hello bob", ack=True))
     injected = parse_icbm_send(snacs(relay.to_server.frames())[0])
     before = len(relay.to_client.frames())
@@ -193,7 +193,7 @@ async def test_server_replies_to_injected_frames_withheld(relay: Relay) -> None:
     assert relay.conn.inspector.enforcer.injector.pending == 0
 
 
-async def test_server_error_for_injected_frame_withheld(relay: Relay) -> None:
+async def test_injected_frame_errors_withheld(relay: Relay) -> None:
     await relay.from_client(im_send(2, "hello offline", recipient="offline"))
     before = len(relay.to_client.frames())
     await relay.from_server(encode_error(Family.ICBM, TO_SERVER_REQUEST_IDS, 0x0004))
@@ -217,7 +217,7 @@ async def test_ack_with_wrong_cookie_passes(relay: Relay) -> None:
     assert relay.conn.inspector.enforcer.injector.pending == 1
 
 
-async def test_inbound_disclaimer_and_block_keep_both_sequences(relay: Relay) -> None:
+async def test_inbound_injections_keep_sequences(relay: Relay) -> None:
     await relay.from_server(im_receive("hi alice"))  # inbound disclaimer both ways
     await relay.from_server(im_receive("alpha rumours"))  # blocked: withheld
     await relay.from_server(im_receive("bye"))

@@ -3,7 +3,7 @@
 A template is a ``str.format`` string whose only fields are the names in
 ``PLACEHOLDERS``; ``{{`` and ``}}`` write literal braces. The size of a text is
 the number of bytes its ICBM text fragment carries, in the narrowest charset
-that holds it (ASCII, then ISO-8859-1, then UCS-2), which is how the proxy
+that can encode it (ASCII, then ISO-8859-1, then UCS-2), which is how the proxy
 encodes every text it injects.
 """
 
@@ -94,7 +94,7 @@ def max_rendered_size(template: str, prefix: str, identities: Iterable[str], tim
 
 
 class DisclaimerTracker:
-    """Which conversations already got their disclaimer; one per proxy process.
+    """The record of conversations that already got their disclaimer, one per proxy process.
 
     ``claim`` marks a conversation as done and returns True when its disclaimer is
     due. A caller that then fails to send it calls ``release``. Day entries hold

@@ -1,4 +1,4 @@
-"""The compiled policy: the decisions the relay asks for, one method per question.
+"""The compiled policy: the decisions the relay requests, one method per question.
 
 ``Policy`` is built once from a validated ``PolicyConfig`` (at start and on each
 reload) and never changes, so a connection that holds one keeps a consistent

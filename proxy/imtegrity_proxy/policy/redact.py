@@ -1,6 +1,6 @@
 """Redaction: replace what a rule matches in message text, keeping markup and charsets valid.
 
-Rules match the plain text a reader sees, but messages carry AIM's HTML subset.
+Rules match the plain text shown to a reader, but messages carry AIM's HTML subset.
 ``visible_characters`` walks the markup once and records, for each visible
 character, the span of markup it came from: one character of a text node, or a
 whole entity such as ``&amp;``. A match is then replaced span by span, so tags
@@ -25,7 +25,7 @@ from ..protocol.icbm import TEXT_ID, Fragment, Icbm, MessageBody, TextPart
 from ..protocol.text import looks_like_markup
 from ..protocol.tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, replace_tlv
 
-# A tag as html.parser sees one: "<" then a letter, "/", "!" or "?".
+# A tag as html.parser recognises one: "<" then a letter, "/", "!" or "?".
 _TAG = re.compile(r"<!--.*?-->|<[A-Za-z/!?][^>]*>", re.S)
 _TAG_NAME = re.compile(r"</?\s*([A-Za-z][A-Za-z0-9]*)")
 _ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);?")

@@ -16,7 +16,7 @@ def utc_now() -> datetime:
 
 
 class PolicyRuntime:
-    """What every connection reads before each decision, so a reload applies at once.
+    """The policy state every connection reads before each decision, so a reload applies at once.
 
     ``clock`` returns an aware datetime; tests replace it to cross a day boundary.
     """

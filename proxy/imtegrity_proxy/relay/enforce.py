@@ -3,7 +3,7 @@
 Every handler reads the current policy when its frame arrives, so a reload
 applies from the next message on. The order is always: decide, archive, then
 inject, forward or withhold. Records keep the text as the sender wrote it,
-with the action taken and the rule that decided; a message that cannot be
+with the action taken and the rule that decided. A message that cannot be
 archived is not delivered. Withheld frames go through ``FrameSink.drop`` and
 injected ones through ``FrameSink.inject``, so the FLAP sequence each peer sees
 has no gap.
@@ -53,7 +53,7 @@ Rewrite = Callable[[re.Pattern[str], str], tuple[bytes, str]]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the content rules decided for one message."""
+    """The decision of the content rules for one message."""
 
     action: str  # delivered, blocked, redacted or flagged
     rule: str | None = None
@@ -92,7 +92,7 @@ class Enforcer:
     def state(self) -> SessionState:
         return self.conn.state
 
-    # Server replies the proxy owes itself
+    # Server replies to injected frames
 
     async def server_reply(self, frame: Flap, snac: Snac) -> None:
         """Withhold the server's ack or error for an injected ICBM; forward the rest."""
@@ -192,7 +192,7 @@ class Enforcer:
             return
         record = self._icbm_record(icbm, "inbound", verdict.action, verdict.rule, verdict.details)
         if not await self._archive_with_disclaimer(disclaimer, record):
-            # NOTE: the sender is told nothing; the server already took the message.
+            # NOTE: the sender gets no notice, because the server already accepted the message.
             self.conn.to_client.drop(frame)
             self.conn.log.error("inbound message withheld: it could not be archived")
             return
@@ -314,33 +314,23 @@ class Enforcer:
             notice = party.notice or f"Chat in {room} is not allowed (rule {party.name})."
             await self._withhold_outbound_chat(frame, snac, record, notice, "remote party")
             return
+
         verdict = self._chat_verdict(snac, message, parse_chat_send, "outbound")
-        if verdict.action == "blocked":
-            record = records.chat_record(
-                self.state,
-                message,
-                "outbound",
-                "blocked",
-                rule=verdict.rule,
-                extra=verdict.details,
-            )
+        action, rule = verdict.action, verdict.rule
+        record = records.chat_record(
+            self.state, message, "outbound", action, rule=rule, extra=verdict.details
+        )
+        if action == "blocked":
             await self._withhold_outbound_chat(frame, snac, record, verdict.notice, "content")
             return
-        record = records.chat_record(
-            self.state,
-            message,
-            "outbound",
-            verdict.action,
-            rule=verdict.rule,
-            extra=verdict.details,
-        )
+
         if not await self.inspector._archive(record):
             self.inspector._refuse_outbound(frame, Family.CHAT, snac)
             return
         self.inspector._forward_to_server(_rewritten(frame, snac, verdict))
-        self.conn.context.metrics.message("outbound", verdict.action)
+        self.conn.context.metrics.message("outbound", action)
         if verdict.notice:
-            await self._notify_chat(verdict.notice, "outbound", None, verdict.rule, verdict.action)
+            await self._notify_chat(verdict.notice, "outbound", None, rule, action)
 
     async def inbound_chat(self, frame: Flap, snac: Snac) -> None:
         message = parse_chat_receive(snac)
@@ -355,32 +345,32 @@ class Enforcer:
         if party is not None:
             await self._withhold_inbound_chat_from_party(frame, message, party.name, party.notice)
             return
+
         verdict = self._chat_verdict(snac, message, parse_chat_receive, "inbound")
-        action, rule, extra = verdict.action, verdict.rule, verdict.details
+        action, rule = verdict.action, verdict.rule
         record = records.chat_record(
-            self.state, message, "inbound", action, rule=rule, extra=extra
+            self.state, message, "inbound", action, rule=rule, extra=verdict.details
         )
-        if verdict.action == "blocked":
+        if action == "blocked":
             self.conn.to_client.drop(frame)
             await self.inspector._archive(record)
             self.conn.context.metrics.message("inbound", "blocked")
-            await self._notify_chat(verdict.notice, "inbound", sender, verdict.rule, "content")
+            await self._notify_chat(verdict.notice, "inbound", sender, rule, "content")
             return
+
         if not await self.inspector._archive(record):
             self.conn.to_client.drop(frame)
             self.conn.log.error("inbound chat message withheld: it could not be archived")
             return
         self.inspector._forward_to_client(_rewritten(frame, snac, verdict))
-        self.conn.context.metrics.message("inbound", verdict.action)
+        self.conn.context.metrics.message("inbound", action)
         if verdict.notice:
-            await self._notify_chat(
-                verdict.notice, "inbound", sender, verdict.rule, verdict.action
-            )
+            await self._notify_chat(verdict.notice, "inbound", sender, rule, action)
 
     async def _withhold_inbound_chat_from_party(
         self, frame: Flap, message: ChatMessage, rule: str, notice: str
     ) -> None:
-        """Withhold a room message in a denied room; the user is told once per room."""
+        """Withhold a room message in a denied room; the user gets one notice per room."""
         self.conn.to_client.drop(frame)
         record = records.chat_record(self.state, message, "inbound", "blocked", rule=rule)
         await self.inspector._archive(record)
@@ -440,7 +430,7 @@ class Enforcer:
                 details = {"delivered_text": redacted_plain}
                 return Verdict("redacted", rule.name, notice, body, details)
             # The pattern still matches the redacted text (it matches the replacement
-            # character, say), so redacting cannot hide it: block instead.
+            # character, say). Redacting cannot hide it, so the message is blocked.
             log.warning("rule %s still matches after redaction; the message is blocked", rule.name)
             notice = rule.notice_text("block", remote, direction)
             return Verdict("blocked", rule.name, notice, details={"redaction_failed": True})
@@ -549,7 +539,7 @@ class Enforcer:
         remote: str,
         reason: str,
     ) -> None:
-        """Withhold a client's ICBM, answer its request with an error and show a notice."""
+        """Withhold a client's ICBM, reply to its request with an error, and show a notice."""
         self.conn._to_server().drop(frame)
         await self.inspector._archive(record)
         self.injector.error(Family.ICBM, snac.request_id)

@@ -3,9 +3,9 @@
 Injected SNACs get request ids from ranges of their own, away from the small
 counters clients use: 0x7F000000 and up toward the server, 0xFF000000 and up
 toward the client (top bit set, as on server-initiated SNACs). Every ICBM the
-proxy sends upstream asks for a server ack (TLV 0x03), so the server answers
-each one exactly once, with an ack or an error that echoes the request id.
-``Injector.consume_reply`` recognises those answers so the relay withholds
+proxy sends upstream requests a server ack (TLV 0x03), so the server replies
+to each one exactly once, with an ack or an error that echoes the request id.
+``Injector.consume_reply`` recognises those replies so the relay withholds
 them from the client. FrameSink numbers injected frames and renumbers withheld
 ones, so neither peer sees a gap in the FLAP sequence.
 """
@@ -47,9 +47,9 @@ TO_SERVER_REQUEST_IDS = 0x7F00_0000
 TO_CLIENT_REQUEST_IDS = 0xFF00_0000
 REQUEST_ID_RANGE = 0x0100_0000
 
-# Unanswered upstream injections remembered per connection. The server answers
-# each one at once, so only a server that stops answering fills this; the oldest
-# entry is then forgotten and its late answer would reach the client.
+# Upstream injections without a reply yet, per connection. The server replies to
+# each one at once, so only a server that stops replying fills this. The oldest
+# entry is then forgotten, and its late reply would reach the client.
 MAX_PENDING_REPLIES = 256
 
 # Chat public flag (TLV 0x01 of a chat message), which Open OSCAR Server sends.
@@ -131,7 +131,7 @@ class Injector:
         self._to_client.inject(Channel.DATA, snac)
 
     def error(self, family: int, request_id: int, code: int = ErrorCode.REQUEST_DENIED) -> None:
-        """Answer the client's request ``request_id`` with an error SNAC of ``family``."""
+        """Reply to the client's request ``request_id`` with an error SNAC of ``family``."""
         self._to_client.inject(Channel.DATA, encode_error(family, request_id, code))
 
     # Toward the server
@@ -148,7 +148,7 @@ class Injector:
             self._pending.popitem(last=False)
 
     def consume_reply(self, snac: Snac) -> bool:
-        """Return True when ``snac`` answers an injected ICBM; it must not reach the client."""
+        """Return True when ``snac`` replies to an injected ICBM; it must not reach the client."""
         if snac.family != Family.ICBM:
             return False
         if snac.subtype not in (IcbmSubtype.ERROR, IcbmSubtype.HOST_ACK):
