@@ -177,6 +177,10 @@ async def test_session_scope_repeats_after_new_signon(
             notices = await ims(local)
             assert len(notices) == 1
             assert notices[0][1] == "[notice] " + received[0][1]
+            # A reply in the same session brings no second disclaimer either way.
+            await remote.send_im(alice, f"session {session} reply")
+            assert await ims(local) == [(bob, f"session {session} reply")]
+            assert await ims(remote) == []
             await local.close()
             await oscar_server.async_wait_for_session(alice, online=False)
         assert len(proxy.records(kind="disclaimer")) == 2
