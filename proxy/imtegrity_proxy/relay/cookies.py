@@ -1,6 +1,6 @@
 """Cookies the proxy handed out, and the upstream address each stands for.
 
-A sign-on reply or redirect gives the client a cookie and an address; the
+A sign-on reply or redirect gives the client a cookie and an address. The
 proxy replaces the address with its own and remembers where the cookie was
 meant to go. The client later presents the cookie on a new connection, and the
 proxy connects it to that upstream address. The store is bounded in time and
@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanContext
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """What a cookie stands for: where to connect and whose session it continues."""
+    """The upstream address a cookie leads to, and the session it continues."""
 
     upstream: tuple[str, int]
     session_id: str
