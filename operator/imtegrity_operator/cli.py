@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import kopf
 
 from imtegrity_operator.handlers import DEFAULT_PROXY_IMAGE
+from imtegrity_operator.telemetry import add_trace_ids_to_logs
 
 # --log-format values, named as in the proxy's logging.format.
 LOG_FORMATS = {"text": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
+    add_trace_ids_to_logs()
     memo = kopf.Memo(kubeconfig=args.kubeconfig, default_image=args.default_proxy_image)
     kopf.run(
         clusterwide=not args.namespace,

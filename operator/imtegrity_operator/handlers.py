@@ -18,6 +18,7 @@ from imtegrity_operator.kube import KubeApiError, KubeClient
 from imtegrity_operator.reconcile import ReconcileError, Reconciler
 from imtegrity_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from imtegrity_operator.settings import configure_settings
+from imtegrity_operator.telemetry import OperatorTelemetry
 
 logger = logging.getLogger("imtegrity.operator")
 
@@ -39,8 +40,19 @@ def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_settings(settings)
     client = KubeClient.from_config(memo.get("kubeconfig"))
     image = memo.get("default_image") or DEFAULT_PROXY_IMAGE
-    memo.reconciler = Reconciler(client=client, default_image=image, post_event=post_event)
+    memo.telemetry = OperatorTelemetry.from_environment()
+    memo.reconciler = Reconciler(
+        client=client, default_image=image, post_event=post_event, telemetry=memo.telemetry
+    )
     logger.info("reconciling IMtegrityProxy resources; default proxy image %s", image)
+
+
+@kopf.on.cleanup()
+def stop(memo: kopf.Memo, **_: Any) -> None:
+    """Export the spans and metrics still queued before the operator exits."""
+    telemetry = memo.get("telemetry")
+    if telemetry is not None:
+        telemetry.shutdown()
 
 
 @kopf.on.login()

@@ -28,6 +28,7 @@ from imtegrity_operator.render.status import (
     with_transition_times,
 )
 from imtegrity_operator.spec import SpecError, parse_spec
+from imtegrity_operator.telemetry import OperatorTelemetry
 
 logger = logging.getLogger("imtegrity.operator")
 
@@ -100,6 +101,8 @@ class Reconciler:
     client: KubeClient
     default_image: str
     post_event: EventPoster
+    # Spans and metrics of each pass; the default exports nothing.
+    telemetry: OperatorTelemetry = field(default_factory=OperatorTelemetry)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     # UIDs of resources being deleted. A pass that started before the deletion
@@ -131,7 +134,7 @@ class Reconciler:
         The pass reads the resource again under its lock, so the status it
         compares with includes what the previous pass wrote.
         """
-        with self._lock_for(uid):
+        with self._lock_for(uid), self.telemetry.reconcile(namespace, name):
             try:
                 body = self.client.get_proxy(namespace, name)
             except KubeApiError as error:
