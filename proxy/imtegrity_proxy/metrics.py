@@ -89,7 +89,10 @@ class ProxyMetrics:
         self._signons = meter.create_counter(
             "imtegrity.signons",
             unit="1",
-            description="Sign-on attempts, by result (for example allowed, denied, failed).",
+            description=(
+                "Sign-on attempts, by result: success, failed (rejected upstream), denied "
+                "(by policy), upstream_unavailable, archive_failed or incomplete."
+            ),
         )
         self._messages = meter.create_counter(
             "imtegrity.messages",
@@ -131,6 +134,10 @@ class ProxyMetrics:
         self._disclaimers = meter.create_counter(
             "imtegrity.disclaimers", unit="1", description="Disclaimers injected."
         )
+        # Counters without attributes start at 0, so /metrics has their series before the
+        # first event and Prometheus' increase() and rate() see that first event.
+        for counter in (self._archive_failures, self._rendezvous_blocked, self._disclaimers):
+            counter.add(0)
 
     def session_opened(self) -> None:
         """Count a client connection as open."""

@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from .log import format_peer
+from .protocol.enums import Family
 
 if TYPE_CHECKING:
     from .archive import ArchiveRecord
@@ -63,6 +64,7 @@ __all__ = [
     "TraceContextFilter",
     "otlp_endpoint",
     "proxy_resource",
+    "url_without_userinfo",
 ]
 
 log = logging.getLogger("imtegrity.telemetry")
@@ -72,10 +74,6 @@ INSTRUMENTATION_NAME = "imtegrity_proxy"
 
 # The only OTLP transport installed (opentelemetry-exporter-otlp-proto-http).
 SUPPORTED_PROTOCOL = "http/protobuf"
-
-# SNAC family of chat rooms (Family.CHAT in protocol.enums), named here so the
-# telemetry module needs nothing from the protocol package.
-_CHAT_FAMILY = 0x000E
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ def otlp_endpoint(signal: Signal, environ: Mapping[str, str] | None = None) -> s
     return endpoint
 
 
-def _without_userinfo(url: str) -> str:
+def url_without_userinfo(url: str) -> str:
     """Return ``url`` without a user name and password, for a log line."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
@@ -196,7 +194,8 @@ class ProxyTelemetry:
         self.resource = resource if resource is not None else proxy_resource()
         # Without a sampler argument the SDK reads OTEL_TRACES_SAMPLER and its argument.
         self.tracer_provider = TracerProvider(resource=self.resource)
-        for processor in span_processors:
+        self.span_processors = tuple(span_processors)
+        for processor in self.span_processors:
             self.tracer_provider.add_span_processor(processor)
         self.metric_readers = tuple(metric_readers)
         self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_NAME)
@@ -213,7 +212,7 @@ class ProxyTelemetry:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
             processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
-            log.info("exporting traces over OTLP/HTTP to %s", _without_userinfo(traces_url))
+            log.info("exporting traces over OTLP/HTTP to %s", url_without_userinfo(traces_url))
         metrics_url = otlp_endpoint(METRICS)
         if metrics_url is not None:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
@@ -223,7 +222,7 @@ class ProxyTelemetry:
 
             # The reader's interval comes from OTEL_METRIC_EXPORT_INTERVAL (60 s by default).
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=metrics_url)))
-            log.info("exporting metrics over OTLP/HTTP to %s", _without_userinfo(metrics_url))
+            log.info("exporting metrics over OTLP/HTTP to %s", url_without_userinfo(metrics_url))
         return cls(proxy_resource(), processors, readers)
 
     def session(
@@ -250,7 +249,7 @@ def _peer_attributes(peer: Any) -> dict[str, Any]:
 def _service_name(family: int | None) -> str:
     if family is None:
         return "bos"
-    if family == _CHAT_FAMILY:
+    if family == Family.CHAT:
         return "chat"
     return "service"
 
@@ -287,6 +286,7 @@ class SessionTrace:
         self._token: object | None = None
         self._signon: trace.Span | None = None
         self._outcome = "closed"
+        self._outcome_set = False
         self._error: str | None = None
 
     @property
@@ -408,10 +408,15 @@ class SessionTrace:
     def set_outcome(self, outcome: str, error: str | None = None) -> None:
         """Set how the connection ended (a short fixed word) and, for a failure, a reason.
 
+        The first outcome stays unless a later one comes with an ``error``,
+        because both pumps can end at once but a failure must not be hidden.
         ``error`` becomes the span's status description and must not contain
         message text or credentials.
         """
+        if self._outcome_set and error is None:
+            return
         self._outcome = outcome
+        self._outcome_set = True
         self._error = error
 
     def end(self, state: SessionState) -> None:
@@ -422,7 +427,10 @@ class SessionTrace:
         else:
             for key, value in _state_attributes(state).items():
                 self._span.set_attribute(key, value)
-        self.signon_finished("incomplete")
+        if self._signon is not None:
+            # Nothing else counts a sign-on whose connection closed before the reply.
+            self._metrics.signon("incomplete")
+            self.signon_finished("incomplete")
         span = self._span
         assert span is not None
         span.set_attribute("imtegrity.session.outcome", self._outcome)

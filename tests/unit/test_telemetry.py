@@ -129,7 +129,7 @@ def test_no_endpoint_builds_no_exporter(clean_environment):
     telemetry = ProxyTelemetry.from_environment()
     try:
         assert telemetry.metric_readers == ()
-        assert telemetry.tracer_provider._active_span_processor._span_processors == ()
+        assert telemetry.span_processors == ()
     finally:
         telemetry.shutdown()
 
@@ -138,7 +138,7 @@ def test_endpoint_builds_both_exporters(clean_environment):
     # Nothing listens on port 9 (discard), and nothing is recorded, so nothing is sent.
     clean_environment.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     telemetry = ProxyTelemetry.from_environment()
-    processors = telemetry.tracer_provider._active_span_processor._span_processors
+    processors = telemetry.span_processors
     readers = telemetry.metric_readers
     telemetry.shutdown()
     for reader in readers:
@@ -217,6 +217,15 @@ def test_metrics_prometheus_names_new_instruments():
     metrics.shutdown()
     assert 'imtegrity_sessions_total{role="login"} 1.0' in text
     assert 'imtegrity_relay_frame_duration_seconds_count{direction="inbound"} 1.0' in text
+
+
+def test_metrics_counters_start_at_zero():
+    metrics = ProxyMetrics()
+    text = metrics.render_prometheus().decode()
+    metrics.shutdown()
+    assert "imtegrity_archive_failures_total 0.0" in text
+    assert "imtegrity_rendezvous_blocked_total 0.0" in text
+    assert "imtegrity_disclaimers_total 0.0" in text
 
 
 def test_metrics_resource_passed_through():
@@ -337,7 +346,11 @@ def test_signon_open_at_end_is_incomplete(traced):
     session.signon_started(state)
     session.end(state)
     (signon,) = traced.named("imtegrity.signon")
+    results = {
+        p.attributes["result"]: p.value for p in metric_points(traced.reader, "imtegrity.signons")
+    }
     assert signon.attributes["imtegrity.signon.result"] == "incomplete"
+    assert results == {"incomplete": 1}
 
 
 def test_redirect_parents_next_session(traced):
@@ -451,6 +464,20 @@ def test_outcome_error_sets_status(traced):
     assert span.attributes["imtegrity.session.outcome"] == "protocol_error"
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "client protocol error"
+
+
+def test_first_outcome_kept_unless_error(traced):
+    session = traced.telemetry.session(traced.metrics, 1, ("127.0.0.1", 5000), 5190)
+    state = login_state()
+    session.begin(state)
+    session.set_outcome("client_closed")
+    session.set_outcome("server_closed")
+    kept = session._outcome
+    session.set_outcome("protocol_error", "server protocol error")
+    session.end(state)
+    (span,) = traced.named("imtegrity.session")
+    assert kept == "client_closed"
+    assert span.attributes["imtegrity.session.outcome"] == "protocol_error"
 
 
 def test_end_before_begin_counts_unknown(traced):

@@ -154,6 +154,8 @@ class Connection:
                 connect_span.connected(self.upstream)
         except UpstreamError as error:
             self.log.warning("upstream unavailable: %s", error)
+            if self.state.signon_style is not None:
+                self.context.metrics.signon("upstream_unavailable")
             self.trace.signon_finished("upstream_unavailable")
             self.trace.set_outcome("upstream_unavailable", str(error))
             await self.fail_signon(SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE, "")

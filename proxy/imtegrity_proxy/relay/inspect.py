@@ -154,6 +154,7 @@ class Inspector:
         # The sign-on is denied whether or not its record was committed.
         await self._archive(record)
         self.conn.context.metrics.signon("denied")
+        self.conn.trace.signon_finished("denied", denied.code)
         self.conn.log.info("sign-on denied: the screen name is not registered")
         await self.conn.fail_signon(denied.code, denied.url)
         return False
@@ -190,6 +191,7 @@ class Inspector:
         if not reply.succeeded:
             await self._record_signon("failed", error_code=reply.error_code)
             self.conn.context.metrics.signon("failed")
+            self.conn.trace.signon_finished("failed", reply.error_code)
             self.conn.log.info("sign-on failed upstream (code %s)", reply.error_code)
             return None
         if reply.screen_name:
@@ -197,9 +199,12 @@ class Inspector:
             self.conn.log.screen_name = reply.screen_name
         if not await self._record_signon("success", style=self.state.signon_style):
             # No sign-on record means no archive: refuse the session instead.
+            self.conn.context.metrics.signon("archive_failed")
+            self.conn.trace.signon_finished("archive_failed")
             code = SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE
             return failure_tlvs(self.state.screen_name or "", code, "")
         self.conn.context.metrics.signon("success")
+        self.conn.trace.signon_finished("success")
         target = (reply.bos_host or "", reply.bos_port or self._upstream_port())
         self._remember(reply.cookie or b"", target, family=None)
         self.conn.log.info("sign-on succeeded; BOS address rewritten")
@@ -254,6 +259,7 @@ class Inspector:
             client_address=self.state.client_address,
             family=family,
             room=room,
+            trace_parent=self.conn.trace.redirect(target, family),
         )
         self.conn.context.cookies.remember(cookie, ticket)
 
@@ -295,8 +301,9 @@ class Inspector:
 
     async def _archive(self, record: ArchiveRecord) -> bool:
         try:
-            await self.conn.context.archive_record(record)
+            record_id = await self.conn.context.archive_record(record)
         except ArchiveError as error:
+            self.conn.trace.archive_failed(record, error)
             archive_log.error(
                 "archive write failed for a %s record (conn=%s): %s",
                 record.kind,
@@ -304,6 +311,7 @@ class Inspector:
                 error,
             )
             return False
+        self.conn.trace.archived(record, record_id)
         return True
 
     async def closed(self) -> None:
