@@ -15,6 +15,7 @@ sends traffic anywhere but to the API server on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import uuid
@@ -33,6 +34,7 @@ from tests.unit.test_chart import CHART_DIR, EXAMPLE_PATH, run_helm
 pytestmark = pytest.mark.e2e
 
 CRD_NAME = "imtegrityproxies.imtegrity.io"
+INSTALL_DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 # kube_cluster runs no kubelet, so this image is never pulled.
 OPERATOR_IMAGE = "registry.invalid/imtegrity-operator"
 # Upper bound for the operator to create a proxy's objects on a loaded 2-core
@@ -199,6 +201,23 @@ def test_server_dry_run_rejects_invalid_proxy_spec(kube_cluster: KubeCluster, re
 
     assert result.returncode != 0
     assert "healthPort must differ from every port in ports" in result.stderr
+
+
+def yaml_examples(markdown: str) -> list[str]:
+    """Return the body of every ```yaml block of a Markdown text."""
+    return re.findall(r"^```yaml\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_install_doc_examples_pass_server_dry_run(
+    kube_cluster: KubeCluster, release: Release, team_namespace: str
+):
+    examples = yaml_examples(INSTALL_DOC.read_text())
+    assert examples, "docs/install.md has no yaml examples"
+
+    for example in examples:
+        result = server_dry_run(kube_cluster, example.replace("TEAM", team_namespace))
+
+        assert result.returncode == 0, f"{result.stderr}\n{example}"
 
 
 # ---- The installed release ----------------------------------------------------------
