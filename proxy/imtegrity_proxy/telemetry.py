@@ -46,7 +46,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-from .log import format_peer
+from .log import config_logger, format_peer
 from .protocol.enums import Family
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ __all__ = [
     "url_without_userinfo",
 ]
 
-log = logging.getLogger("imtegrity.telemetry")
+# The export settings are configuration, so they are logged with it.
+log = config_logger
 
 DEFAULT_SERVICE_NAME = "imtegrity-proxy"
 INSTRUMENTATION_NAME = "imtegrity_proxy"
@@ -257,7 +258,7 @@ def _service_name(family: int | None) -> str:
 class SessionTrace:
     """The spans of one client connection: the session span and its children.
 
-    The session span starts once the proxy knows what the connection is
+    The session span starts once the proxy has classified the connection
     (``begin``), back-dated to the moment the connection was accepted, because
     a connection that presents a cookie continues the trace of the redirect
     that issued it. ``begin`` also makes the span current in the calling task

@@ -113,14 +113,14 @@ def test_otlp_endpoint_resolution(environ, traces, metrics):
 
 def test_unsupported_protocol_logged(caplog):
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": BASE, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    with caplog.at_level(logging.WARNING, "imtegrity.telemetry"):
+    with caplog.at_level(logging.WARNING, "imtegrity.config"):
         otlp_endpoint(TRACES, environ)
     assert "'grpc' is not supported" in caplog.text
 
 
 def test_unsupported_exporter_logged(caplog):
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": BASE, "OTEL_TRACES_EXPORTER": "zipkin"}
-    with caplog.at_level(logging.WARNING, "imtegrity.telemetry"):
+    with caplog.at_level(logging.WARNING, "imtegrity.config"):
         assert otlp_endpoint(TRACES, environ) is None
     assert "OTEL_TRACES_EXPORTER=zipkin is not supported" in caplog.text
 
@@ -151,7 +151,7 @@ def test_endpoint_log_hides_userinfo(clean_environment, caplog):
     clean_environment.setenv(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://u:hunter2@127.0.0.1:9/x"
     )
-    with caplog.at_level(logging.INFO, "imtegrity.telemetry"):
+    with caplog.at_level(logging.INFO, "imtegrity.config"):
         telemetry = ProxyTelemetry.from_environment()
     telemetry.shutdown()
     assert "http://127.0.0.1:9/x" in caplog.text

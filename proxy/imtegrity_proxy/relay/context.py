@@ -48,7 +48,7 @@ class RelayContext:
         metrics: ProxyMetrics,
         telemetry: ProxyTelemetry | None = None,
     ) -> RelayContext:
-        """Build the shared state; ``telemetry`` defaults to one that exports nothing."""
+        """Build the shared state. ``telemetry`` defaults to one that exports nothing."""
         relay = config.relay
         return cls(
             config=config,
