@@ -348,11 +348,12 @@ ALLOWED = [
     ("delete", "networkpolicies.networking.k8s.io", "-n", "{ns}"),
     ("list", "networkpolicies.networking.k8s.io", "--all-namespaces"),
     ("patch", "clusternetworkpolicies.policy.networking.k8s.io"),
+    ("create", "clusternetworkpolicies.policy.networking.k8s.io"),
+    ("delete", "clusternetworkpolicies.policy.networking.k8s.io"),
     ("patch", "adminnetworkpolicies.policy.networking.k8s.io"),
     ("patch", "ciliumclusterwidenetworkpolicies.cilium.io"),
-    ("patch", "ciliumnetworkpolicies.cilium.io", "-n", "{ns}"),
     ("patch", "globalnetworkpolicies.crd.projectcalico.org"),
-    ("patch", "networkpolicies.projectcalico.org", "-n", "{ns}"),
+    ("create", "tiers.crd.projectcalico.org"),
     ("list", "daemonsets.apps", "--all-namespaces"),
     ("list", "pods", "--all-namespaces"),
     ("watch", "pods", "--all-namespaces"),
@@ -361,6 +362,8 @@ ALLOWED = [
     ("patch", "configmaps/coredns", "-n", "kube-system"),
     ("patch", "configmaps/coredns-custom", "-n", "kube-system"),
     ("create", "configmaps/coredns-custom", "-n", "kube-system"),
+    ("delete", "configmaps/coredns-custom", "-n", "kube-system"),
+    ("get", "deployments.apps/coredns", "-n", "kube-system"),
 ]
 
 DENIED = [
@@ -395,7 +398,9 @@ DENIED = [
     ("create", "imtegrityproxies.imtegrity.io", "-n", "{ns}"),
     ("patch", "daemonsets.apps", "-n", "kube-system"),
     ("update", "globalnetworkpolicies.crd.projectcalico.org"),
-    ("patch", "tiers.projectcalico.org"),
+    ("patch", "globalnetworkpolicies.projectcalico.org"),
+    ("patch", "ciliumnetworkpolicies.cilium.io", "-n", "{ns}"),
+    ("delete", "configmaps/coredns", "-n", "kube-system"),
 ]
 
 

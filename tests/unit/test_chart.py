@@ -424,14 +424,18 @@ def test_egress_rules_follow_value(helm: Helm):
     }
 
 
-def test_dns_role_limited_to_coredns_configmaps(helm: Helm):
+def test_dns_role_limited_to_coredns_objects(helm: Helm):
     objects = render(helm, "rbac.dnsNamespace=dns-system")
     role = find(objects, "Role", f"{OPERATOR_NAME}-dns", "dns-system")
-    (rule,) = role["rules"]
+    rules = {
+        (rule["resources"][0], *rule["resourceNames"]): rule["verbs"] for rule in role["rules"]
+    }
 
-    assert rule["resources"] == ["configmaps"]
-    assert rule["resourceNames"] == ["coredns", "coredns-custom"]
-    assert rule["verbs"] == ["get", "list", "watch", "create", "patch"]
+    assert rules == {
+        ("configmaps", "coredns"): ["get", "list", "watch", "patch"],
+        ("configmaps", "coredns-custom"): ["get", "list", "watch", "create", "patch", "delete"],
+        ("deployments", "coredns"): ["get"],
+    }
 
 
 def test_dns_role_follows_value(helm: Helm):
