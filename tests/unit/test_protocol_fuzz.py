@@ -47,7 +47,7 @@ from imtegrity_proxy.protocol.signon import (
 )
 from imtegrity_proxy.protocol.snac import Snac, parse_snac
 from imtegrity_proxy.protocol.text import decode_chat_text, decode_fragment_text, markup_to_plain
-from imtegrity_proxy.protocol.tlv import Tlv, encode_tlvs, find_tlv, parse_tlvs
+from imtegrity_proxy.protocol.tlv import Tlv, encode_tlvs, parse_tlvs
 
 from tests.unit.protocol_vectors import (
     FLAP_VECTORS,
@@ -277,9 +277,14 @@ def test_fuzz_parse_redirect(body: bytes) -> None:
 @given(snac_bodies())
 def test_fuzz_parse_migration(body: bytes) -> None:
     migration = _assert_parses_or_raises(parse_migration, _snac(0x0001, 0x0012, body))
-    address = None if migration is None else find_tlv(migration.tlvs, 0x0005)
-    if migration is not None and address is not None:
-        assert migration.with_address(address) == body
+    if migration is None:
+        return
+    addresses = [tlv.value for tlv in migration.tlvs if tlv.type == 0x0005]
+    if len(set(addresses)) == 1:
+        assert migration.with_address(addresses[0]) == body
+    # Every TLV 0x05 is rewritten, so a duplicate cannot carry a second address.
+    rewritten = parse_migration(_snac(0x0001, 0x0012, migration.with_address(b"proxy:1")))
+    assert [t.value for t in rewritten.tlvs if t.type == 0x0005] == [b"proxy:1"] * len(addresses)
 
 
 @FUZZ
