@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from imtegrity_proxy.metrics import ProxyMetrics
+
+from tests.fixtures.peers import peer_binary
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
 ALERTS_HEADING = "## Example Prometheus alerts"
@@ -147,10 +148,8 @@ def test_alert_metric_names_exist():
 
 @pytest.fixture
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return path
+    # Installed by tools/install-peers from Debian's prometheus package.
+    return str(peer_binary("promtool", "promtool"))
 
 
 def test_alert_rules_pass_promtool_check(promtool, tmp_path):
