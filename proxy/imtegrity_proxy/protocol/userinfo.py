@@ -20,6 +20,8 @@ class UserInfo:
     tlvs: Tlvs
 
     def to_bytes(self) -> bytes:
+        # NOTE: a name decoded from invalid UTF-8 re-encodes to other bytes, and one
+        # over 255 bytes raises ValueError, so relay the received bytes instead.
         name = self.screen_name.encode("utf-8")
         return (
             bytes([len(name)])
