@@ -22,6 +22,8 @@ FIELD_MANAGER = "imtegrity-operator"
 
 # Connect and read timeouts of every request, in seconds.
 REQUEST_TIMEOUT = (10.0, 30.0)
+# Items per page of a list request; larger collections take several requests.
+LIST_PAGE_SIZE = 500
 
 # Plural resource names of the kinds this client reads and writes.
 _PLURALS = {
@@ -158,3 +160,84 @@ class KubeClient:
             body={"status": dict(status)},
             content_type="application/merge-patch+json",
         )
+
+    # Path-based requests, for the cluster-wide egress and DNS objects, whose
+    # kinds (cluster-scoped, or from third-party CRDs) the table above lacks.
+
+    def get_at(self, path: str, action: str) -> dict[str, Any] | None:
+        """GET ``path``; return None when the API server answers 404."""
+        try:
+            return self._request(action, "GET", path)  # type: ignore[no-any-return]
+        except KubeApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list_at(
+        self,
+        path: str,
+        action: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return every item of the collection at ``path``, following continue tokens."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("limit", str(LIST_PAGE_SIZE))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
+            if token:
+                query.append(("continue", token))
+            page = self._request(action, "GET", path, query=query)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    def apply_at(self, path: str, obj: Mapping[str, Any], action: str) -> dict[str, Any]:
+        """Server-side apply ``obj`` at ``path``, as ``apply`` does for the proxy's children."""
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
+        return self._request(  # type: ignore[no-any-return]
+            action,
+            "PATCH",
+            path,
+            body=dict(obj),
+            query=query,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def merge_patch_at(self, path: str, patch: Mapping[str, Any], action: str) -> dict[str, Any]:
+        """Send a JSON merge patch as the operator's field manager.
+
+        A ``metadata.resourceVersion`` in ``patch`` makes the write conditional:
+        the API server answers 409 Conflict when the object changed since.
+        """
+        return self._request(  # type: ignore[no-any-return]
+            action,
+            "PATCH",
+            path,
+            body=dict(patch),
+            query=[("fieldManager", FIELD_MANAGER)],
+            content_type="application/merge-patch+json",
+        )
+
+    def delete_at(self, path: str, action: str, resource_version: str | None = None) -> bool:
+        """DELETE ``path``; return False when it was already gone.
+
+        With ``resource_version`` the API server deletes only that version and
+        answers 409 Conflict for any other.
+        """
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if resource_version is not None:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        try:
+            self._request(action, "DELETE", path, body=body)
+        except KubeApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True

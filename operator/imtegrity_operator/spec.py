@@ -212,15 +212,17 @@ class EgressSpec(_Spec):
         json_schema_extra=_as_set(64),
         description="Namespaces whose pods keep their access to blockedCIDRs.",
     )
-    enforcement: Literal["auto", "networkpolicy", "clusternetworkpolicy", "cilium", "calico"] = (
-        Field(
-            default="auto",
-            description=(
-                "Policy API used to block egress: auto picks the best one the cluster "
-                "offers; the others force NetworkPolicy, ClusterNetworkPolicy, or the "
-                "Cilium or Calico policy resources."
-            ),
-        )
+    enforcement: Literal[
+        "auto", "networkpolicy", "clusternetworkpolicy", "adminnetworkpolicy", "cilium", "calico"
+    ] = Field(
+        default="auto",
+        description=(
+            "Policy API used to block egress: auto picks the best one the cluster "
+            "serves and enforces; the others force NetworkPolicy, ClusterNetworkPolicy "
+            "(AdminNetworkPolicy where only that is served), AdminNetworkPolicy, or the "
+            "Cilium or Calico policy resources. A kind that the API server does not "
+            "serve falls back to NetworkPolicy."
+        ),
     )
 
 

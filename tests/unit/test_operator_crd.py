@@ -134,6 +134,7 @@ def test_spec_enums():
         "auto",
         "networkpolicy",
         "clusternetworkpolicy",
+        "adminnetworkpolicy",
         "cilium",
         "calico",
     ]
