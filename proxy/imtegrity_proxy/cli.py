@@ -243,7 +243,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         _print_config_errors(error, args.config or "configuration")
         return EXIT_INVALID
-    setup_logging(config.logging.format, config.logging.level)
+    from imtegrity_proxy.telemetry import TraceContextFilter
+
+    handler = setup_logging(config.logging.format, config.logging.level)
+    # JSON lines then carry trace_id and span_id, to join them with exported traces.
+    handler.addFilter(TraceContextFilter())
     config_logger.info(
         "configuration loaded from %s: %s",
         args.config or "defaults and options",
@@ -251,7 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from imtegrity_proxy.relay.app import run
 
-    exit_status: int = run(config)
+    exit_status: int = run(config, config_path=args.config)
     return exit_status
 
 

@@ -172,7 +172,7 @@ def fake_relay(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
     """Replace imtegrity_proxy.relay.app with a module whose run() records its config."""
     received: list[Config] = []
 
-    def run(config: Config) -> int:
+    def run(config: Config, config_path: str | None = None) -> int:
         received.append(config)
         return 0
 
@@ -257,7 +257,7 @@ def test_serve_rejects_invalid_flag_value(
 
 def test_serve_returns_relay_status(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("imtegrity_proxy.relay.app")
-    module.run = lambda config: 3  # type: ignore[attr-defined]
+    module.run = lambda config, config_path=None: 3  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "imtegrity_proxy.relay.app", module)
     assert cli.main(["serve", "--log-level", "error"]) == 3
 

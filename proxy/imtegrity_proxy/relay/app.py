@@ -1,16 +1,19 @@
-"""The proxy process: listeners, the health server, signals and a graceful drain."""
+"""The proxy process: listeners, the health server, signals, policy reload and a graceful drain."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from ..archive import Archive, ArchiveError
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, PolicyConfig
 from ..health import HealthServer
 from ..metrics import ProxyMetrics
+from ..policy.reload import DEFAULT_INTERVAL_SECONDS, PolicyReloader
+from ..telemetry import ProxyTelemetry
 from .connection import Connection
 from .context import RelayContext
 
@@ -20,9 +23,11 @@ log = logging.getLogger("imtegrity.relay")
 class ProxyServer:
     """Every listener of one proxy, sharing one archive, cookie store and metrics."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, telemetry: ProxyTelemetry | None = None) -> None:
+        """Set up the proxy. ``telemetry`` defaults to one built from the OTEL_* variables."""
         self.config = config
-        self.metrics = ProxyMetrics()
+        self.telemetry = telemetry if telemetry is not None else ProxyTelemetry.from_environment()
+        self.metrics = ProxyMetrics(self.telemetry.resource, self.telemetry.metric_readers)
         self.context: RelayContext | None = None
         self.health: HealthServer | None = None
         self._servers: list[asyncio.Server] = []
@@ -41,7 +46,7 @@ class ProxyServer:
             max_delay=archive_config.max_delay_ms / 1000,
         )
         try:
-            self.context = RelayContext.create(self.config, archive, self.metrics)
+            self.context = RelayContext.create(self.config, archive, self.metrics, self.telemetry)
         # A SOCKS password file or variable is missing (UpstreamConnector reads it).
         except ConfigError:
             await archive.close()
@@ -96,16 +101,34 @@ class ProxyServer:
         await self._close_services()
         log.info("proxy stopped")
 
+    def apply_policy(self, policy: PolicyConfig) -> None:
+        """Make ``policy`` apply to the next message of every connection."""
+        self.config = self.config.model_copy(update={"policy": policy})
+        if self.context is not None:
+            self.context.config = self.config
+            self.context.policy.replace(policy)
+
     async def _close_services(self) -> None:
         if self.context is not None:
             await self.context.archive.close()
         if self.health is not None:
             await self.health.stop()
-        self.metrics.shutdown()
+        # Both block while the OTLP exporters send what is left, so not on the event loop.
+        await asyncio.to_thread(self.telemetry.shutdown)
+        await asyncio.to_thread(self.metrics.shutdown)
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Run the proxy until SIGTERM or SIGINT (or until ``stop`` is set)."""
+async def serve(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    reload_interval: float = DEFAULT_INTERVAL_SECONDS,
+) -> int:
+    """Run the proxy until SIGTERM or SIGINT (or until ``stop`` is set).
+
+    With ``config_path``, the policy is reloaded when that file changes (checked
+    every ``reload_interval`` seconds) and on SIGHUP.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -118,11 +141,33 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
         log.error("could not start: %s", error)
         await server.stop(grace_seconds=0)
         return 1
+    watcher = _watch_policy(server, config_path, reload_interval)
     await stop.wait()
     log.info("stop requested")
+    if watcher is not None:
+        watcher.cancel()
     await server.stop()
     return 0
 
 
-def run(config: Config) -> int:
-    return asyncio.run(serve(config))
+def _watch_policy(
+    server: ProxyServer, config_path: str | os.PathLike[str] | None, interval: float
+) -> asyncio.Task[None] | None:
+    """Start the policy reloader and route SIGHUP to it; return its task, if any."""
+    loop = asyncio.get_running_loop()
+    if config_path is None:
+
+        def ignore_hangup() -> None:
+            log.warning("SIGHUP ignored: the proxy runs without a config file to reload")
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, ignore_hangup)
+        return None
+    reloader = PolicyReloader(config_path, server.apply_policy, interval)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    return asyncio.create_task(reloader.run(), name="policy-reloader")
+
+
+def run(config: Config, config_path: str | os.PathLike[str] | None = None) -> int:
+    return asyncio.run(serve(config, config_path=config_path))
