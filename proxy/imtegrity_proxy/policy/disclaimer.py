@@ -96,6 +96,8 @@ def max_rendered_size(template: str, prefix: str, identities: Iterable[str], tim
 class DisclaimerTracker:
     """The record of conversations that already got their disclaimer, one per proxy process.
 
+    NOTE: replicas of a proxy do not share it, and a restart clears it.
+
     ``claim`` marks a conversation as done and returns True when its disclaimer is
     due. A caller that then fails to send it calls ``release``. Day entries hold
     only the current day, so the tracker grows with the conversations of one day

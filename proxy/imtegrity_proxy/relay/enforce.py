@@ -102,7 +102,11 @@ class Enforcer:
         self.inspector._forward_to_client(frame)
 
     async def icbm_parameters(self, frame: Flap, snac: Snac) -> None:
-        """Note the server's maximum message length as its parameter reply passes."""
+        """Note the server's maximum message length as its parameter reply passes.
+
+        NOTE: the value is taken as a limit on encoded message text; Open OSCAR
+        Server v0.22.0 advertises 512 but never checks it, so the unit is unconfirmed.
+        """
         raw = snac.body[_PARAMETERS_MAX_LENGTH]
         if len(raw) == 2:
             self.server_max_message_bytes = int.from_bytes(raw, "big")
@@ -284,6 +288,7 @@ class Enforcer:
         if rendezvous is not None and self._rendezvous_blocked(rendezvous):
             self.conn.context.metrics.rendezvous_blocked()
             record = records.rendezvous_record(self.state, icbm, rendezvous, "inbound", "blocked")
+            # NOTE: the remote client gets no cancel, so it waits until it gives up.
             notice = f"{remote} proposed {_describe(rendezvous)}, which was blocked. "
             notice += self.policy.rendezvous_notice()
             await self._withhold_inbound(frame, record, notice, remote, "rendezvous")
