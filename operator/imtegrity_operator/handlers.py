@@ -14,6 +14,8 @@ from typing import Any
 import kopf
 
 from imtegrity_operator.crd import GROUP, PLURAL, VERSION
+from imtegrity_operator.egress import objects as egress_objects
+from imtegrity_operator.egress.coordinator import ClusterCoordinator
 from imtegrity_operator.kube import KubeApiError, KubeClient
 from imtegrity_operator.reconcile import ReconcileError, Reconciler
 from imtegrity_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
@@ -44,6 +46,7 @@ def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler = Reconciler(
         client=client, default_image=image, post_event=post_event, telemetry=memo.telemetry
     )
+    memo.reconciler.cluster = ClusterCoordinator(client)
     logger.info("reconciling IMtegrityProxy resources; default proxy image %s", image)
 
 
@@ -53,6 +56,9 @@ def stop(memo: kopf.Memo, **_: Any) -> None:
     telemetry = memo.get("telemetry")
     if telemetry is not None:
         telemetry.shutdown()
+    reconciler = memo.get("reconciler")
+    if reconciler is not None and reconciler.cluster is not None:
+        reconciler.cluster.stop()
 
 
 @kopf.on.login()
@@ -84,13 +90,22 @@ def _reconcile(memo: kopf.Memo, body: Mapping[str, Any]) -> None:
         raise kopf.TemporaryError(str(error), delay=error.delay) from error
 
 
+def _cluster_changed(memo: kopf.Memo) -> None:
+    """Ask for a cluster-wide egress and DNS pass without waiting for it."""
+    cluster = memo.reconciler.cluster
+    if cluster is not None:
+        cluster.trigger()
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL)
 def on_create(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _cluster_changed(memo)
     _reconcile(memo, body)
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def on_update(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _cluster_changed(memo)
     _reconcile(memo, body)
 
 
@@ -109,9 +124,17 @@ def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         pass
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+@kopf.on.delete(GROUP, VERSION, PLURAL)
 def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.forget(body["metadata"]["uid"])
+    """Remove the resource's cluster-wide egress policies and DNS override.
+
+    Objects in other namespaces and cluster-scoped ones cannot have a
+    namespaced owner, so the finalizer holds the resource until this is done.
+    """
+    try:
+        memo.reconciler.finalize(body)
+    except ReconcileError as error:
+        raise kopf.TemporaryError(str(error), delay=error.delay) from error
 
 
 def _child_changed(memo: kopf.Memo, body: kopf.Body) -> None:
@@ -138,4 +161,37 @@ def _deleted(event: Mapping[str, Any], **_: Any) -> bool:
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR, when=_deleted)
 def on_child_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Restore a deleted child at once, without waiting for the timer."""
+    if body.get("kind") == "Service":
+        _cluster_changed(memo)  # the new Service gets a new ClusterIP for DNS
     _child_changed(memo, body)
+
+
+def _namespace_added(event: Mapping[str, Any], **_: Any) -> bool:
+    # "None" marks the objects of the initial listing; the start's passes cover them.
+    return event.get("type") == "ADDED"
+
+
+@kopf.on.event("v1", "namespaces", when=_namespace_added)
+def on_namespace_added(memo: kopf.Memo, **_: Any) -> None:
+    """Cover a new namespace at once instead of at the next resync."""
+    _cluster_changed(memo)
+
+
+def _policy_changed(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> bool:
+    if event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
+        return False
+    labels = body.get("metadata", {}).get("labels") or {}
+    own = labels.get(egress_objects.COMPONENT_LABEL) == egress_objects.COMPONENT
+    # The operator's own writes need no new pass, but the deletion of one of
+    # its policies does.
+    return not own or event.get("type") == "DELETED"
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", when=_policy_changed)
+def on_network_policy_changed(memo: kopf.Memo, **_: Any) -> None:
+    """Recompute the coverage when any egress policy appears, changes or goes.
+
+    NOTE: with --namespace, kopf watches NetworkPolicies in those namespaces
+    only; changes elsewhere wait for the next resync.
+    """
+    _cluster_changed(memo)

@@ -15,6 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imtegrity_operator.egress.coordinator import (
+    ClusterCoordinator,
+    ClusterPassError,
+    cluster_conditions,
+)
 from imtegrity_operator.kube import KubeApiError, KubeClient, describe
 from imtegrity_operator.render import Owner, UnsupportedReplicasError, render_children
 from imtegrity_operator.render.meta import API_VERSION, KIND
@@ -103,6 +108,9 @@ class Reconciler:
     post_event: EventPoster
     # Spans and metrics of each pass; the default exports nothing.
     telemetry: OperatorTelemetry = field(default_factory=OperatorTelemetry)
+    # Egress denial and the DNS override, shared by every resource; None
+    # leaves both out (the EgressEnforced and DNSOverridden conditions too).
+    cluster: ClusterCoordinator | None = None
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
     # UIDs of resources being deleted. A pass that started before the deletion
@@ -123,6 +131,36 @@ class Reconciler:
         with self._locks_guard:
             self._deleted.add(uid)
             self._locks.pop(uid, None)
+
+    def finalize(self, body: Mapping[str, Any]) -> None:
+        """Stop the resource's passes and remove what only it needed cluster-wide.
+
+        Its namespaced children have owner references and go with the garbage
+        collector; the cluster-wide objects and the DNS override do not, so the
+        delete handler waits for this before kopf removes the finalizer.
+        Raises ``ReconcileError`` (retried) when the cluster pass failed.
+        """
+        self.forget(body["metadata"]["uid"])
+        if self.cluster is None:
+            return
+        try:
+            self.cluster.finalize()
+        except ClusterPassError as error:
+            raise ReconcileError(
+                f"cleanup of the egress policies and DNS override failed: {error}",
+                permanent=False,
+            ) from error
+
+    def _cluster_conditions(self, body: Mapping[str, Any], wait: bool) -> list[dict[str, Any]]:
+        """Return the EgressEnforced and DNSOverridden conditions, or none without a coordinator.
+
+        With ``wait`` a stale report is refreshed first; otherwise the last
+        report serves.
+        """
+        if self.cluster is None:
+            return []
+        report = self.cluster.current() if wait else self.cluster.latest()
+        return cluster_conditions(body, report)
 
     def _is_deleted(self, uid: str) -> bool:
         with self._locks_guard:
@@ -187,6 +225,7 @@ class Reconciler:
         generation = body["metadata"].get("generation", 0)
         deployment = _find(applied, "Deployment")
         conditions = rollout_conditions(replicas, deployment, generation)
+        conditions += self._cluster_conditions(body, wait=True)
         status = rollout_status(
             owner, conditions, deployment, _find(applied, "Service"), generation
         )
@@ -197,7 +236,10 @@ class Reconciler:
         generation = body["metadata"].get("generation", 0)
         status = {
             "observedGeneration": generation,
-            "conditions": problem_conditions(problem, generation),
+            "conditions": [
+                *problem_conditions(problem, generation),
+                *self._cluster_conditions(body, wait=False),
+            ],
         }
         try:
             changed = self._write_status(body, status)

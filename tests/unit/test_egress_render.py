@@ -110,6 +110,31 @@ def test_coverage_allows_all_but_blocked():
     ]
 
 
+def test_coverage_ipv4_only_cluster():
+    (policy,) = networkpolicy.render_coverage("team", [ALL], BLOCKED, families={4})
+
+    assert policy["spec"]["egress"][0]["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": cidrs.texts(BLOCKED)}},
+        {"namespaceSelector": {}},
+    ]
+
+
+def test_proxy_policy_ipv4_only_cluster():
+    socks = {"proxies": [{"host": "socks.example.com"}]}
+    destinations = proxy_destinations(upstream(socks=socks), BLOCKED)
+
+    policy = networkpolicy.render_proxy_policy(OWNER, destinations, families={4})
+    cidrs_used = [
+        peer["ipBlock"]["cidr"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+
+    assert "::/0" not in cidrs_used
+    assert cidrs_used.count("0.0.0.0/0") == 2  # the SOCKS proxy and DNS
+
+
 def test_coverage_name_follows_selector():
     first = networkpolicy.render_coverage("a", [parse_selector({"matchLabels": {"x": "1"}})], [])
     again = networkpolicy.render_coverage("b", [parse_selector({"matchLabels": {"x": "1"}})], [])

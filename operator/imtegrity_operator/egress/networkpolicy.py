@@ -18,7 +18,7 @@ their egress is the union of both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from imtegrity_operator.egress import cidrs, objects
@@ -32,6 +32,8 @@ KUBE_DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 KUBE_DNS_NAMESPACE = "kube-system"
 
 ALL_NAMESPACES: dict[str, Any] = {"namespaceSelector": {}}
+# IP versions of a cluster that serves both families; see ``plan.ClusterState``.
+BOTH_FAMILIES = frozenset({4, 6})
 
 
 def _ip_block(everything: Network, blocked: Sequence[Network]) -> list[dict[str, Any]]:
@@ -45,17 +47,22 @@ def _ip_block(everything: Network, blocked: Sequence[Network]) -> list[dict[str,
     return [{"ipBlock": block}]
 
 
-def everything_except(blocked: Sequence[Network]) -> list[dict[str, Any]]:
+def everything_except(
+    blocked: Sequence[Network], families: Collection[int] = BOTH_FAMILIES
+) -> list[dict[str, Any]]:
     """Return ``to`` peers for every pod and every address outside ``blocked``.
 
-    The namespace selector keeps pod-to-pod traffic allowed in CNIs that do
-    not apply ipBlocks to pod addresses.
+    ``families`` are the IP versions the cluster uses: an ipBlock of another
+    family could match nothing. The namespace selector keeps pod-to-pod
+    traffic allowed in CNIs that do not apply ipBlocks to pod addresses.
     """
-    return [
-        *_ip_block(cidrs.IPV4_ALL, blocked),
-        *_ip_block(cidrs.IPV6_ALL, blocked),
-        ALL_NAMESPACES,
+    peers = [
+        peer
+        for everything in (cidrs.IPV4_ALL, cidrs.IPV6_ALL)
+        if everything.version in families
+        for peer in _ip_block(everything, blocked)
     ]
+    return [*peers, ALL_NAMESPACES]
 
 
 def coverage_name(term: Term) -> str:
@@ -64,10 +71,13 @@ def coverage_name(term: Term) -> str:
 
 
 def render_coverage(
-    namespace: str, terms: Sequence[Term], blocked: Sequence[Network]
+    namespace: str,
+    terms: Sequence[Term],
+    blocked: Sequence[Network],
+    families: Collection[int] = BOTH_FAMILIES,
 ) -> list[dict[str, Any]]:
     """Return one coverage NetworkPolicy per selector term in ``namespace``."""
-    rule = {"to": everything_except(blocked)}
+    rule = {"to": everything_except(blocked, families)}
     return [
         {
             "apiVersion": objects.NETWORK_POLICY.api_version,
@@ -85,16 +95,18 @@ def render_coverage(
     ]
 
 
-def _destination_rule(destination: Destination) -> dict[str, Any]:
+def _destination_rule(destination: Destination, families: Collection[int]) -> dict[str, Any]:
     peers: list[dict[str, Any]] = [
-        {"ipBlock": {"cidr": str(network)}} for network in destination.networks
+        {"ipBlock": {"cidr": str(network)}}
+        for network in destination.networks
+        if network.version in families
     ]
     if destination.in_cluster:
         peers.append(ALL_NAMESPACES)
     return {"to": peers, "ports": [{"protocol": "TCP", "port": destination.port}]}
 
 
-def _dns_rules() -> list[dict[str, Any]]:
+def _dns_rules(families: Collection[int]) -> list[dict[str, Any]]:
     ports = [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]
     kube_dns = {
         "namespaceSelector": {"matchLabels": {objects.NAMESPACE_NAME_LABEL: KUBE_DNS_NAMESPACE}},
@@ -104,8 +116,9 @@ def _dns_rules() -> list[dict[str, Any]]:
     # and a proxy that resolves through the node (dnsPolicy Default) asks the
     # node's resolvers, wherever they are.
     anywhere = [
-        {"ipBlock": {"cidr": str(cidrs.IPV4_ALL)}},
-        {"ipBlock": {"cidr": str(cidrs.IPV6_ALL)}},
+        {"ipBlock": {"cidr": str(everything)}}
+        for everything in (cidrs.IPV4_ALL, cidrs.IPV6_ALL)
+        if everything.version in families
     ]
     return [{"to": [kube_dns, *anywhere], "ports": ports}]
 
@@ -114,7 +127,11 @@ def proxy_policy_name(owner: Owner) -> str:
     return f"{owner.name}-egress"
 
 
-def render_proxy_policy(owner: Owner, destinations: Sequence[Destination]) -> dict[str, Any]:
+def render_proxy_policy(
+    owner: Owner,
+    destinations: Sequence[Destination],
+    families: Collection[int] = BOTH_FAMILIES,
+) -> dict[str, Any]:
     """Return the proxy pods' NetworkPolicy: their upstream or SOCKS ports, and DNS.
 
     Its owner reference lets the garbage collector delete it with the resource.
@@ -126,7 +143,7 @@ def render_proxy_policy(owner: Owner, destinations: Sequence[Destination]) -> di
         proxy=f"{owner.namespace}/{owner.name}",
     )
     metadata["ownerReferences"] = [owner_reference(owner)]
-    rules = [_destination_rule(destination) for destination in destinations]
+    rules = [_destination_rule(destination, families) for destination in destinations]
     return {
         "apiVersion": objects.NETWORK_POLICY.api_version,
         "kind": objects.NETWORK_POLICY.kind,
@@ -134,7 +151,7 @@ def render_proxy_policy(owner: Owner, destinations: Sequence[Destination]) -> di
         "spec": {
             "podSelector": {"matchLabels": selector_labels(owner)},
             "policyTypes": ["Egress"],
-            "egress": [*rules, *_dns_rules()],
+            "egress": [*rules, *_dns_rules(families)],
         },
     }
 

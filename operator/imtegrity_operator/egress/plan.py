@@ -51,6 +51,9 @@ class ClusterState:
     network_policies: Sequence[Mapping[str, Any]]
     host_network_pods: Sequence[Mapping[str, Any]]
     facts: ClusterFacts
+    # IP versions of the cluster's Service CIDRs. Dual-stack clusters serve
+    # both; both is also the answer when the ServiceCIDR API is not served.
+    ip_families: frozenset[int] = networkpolicy.BOTH_FAMILIES
 
 
 @dataclass
@@ -110,6 +113,7 @@ def _is_operator_policy(policy: Mapping[str, Any]) -> bool:
 
 def _plan_namespace(
     plan: EgressPlan,
+    state: ClusterState,
     namespace: str,
     others: Sequence[Mapping[str, Any]],
     own: Sequence[Mapping[str, Any]],
@@ -133,7 +137,9 @@ def _plan_namespace(
         return
     plan.desired += [
         (objects.NETWORK_POLICY, policy)
-        for policy in networkpolicy.render_coverage(namespace, terms, plan.blocked)
+        for policy in networkpolicy.render_coverage(
+            namespace, terms, plan.blocked, state.ip_families
+        )
     ]
     plan.covered_namespaces.append(namespace)
 
@@ -148,7 +154,7 @@ def _plan_network_policies(
     for namespace in _active_namespaces(state, plan.exempt):
         others = by_namespace.get(namespace, [])
         own = [p for p in proxy_policies if p["metadata"]["namespace"] == namespace]
-        _plan_namespace(plan, namespace, others, own)
+        _plan_namespace(plan, state, namespace, others, own)
         for policy in others:
             bypass = find_bypass(policy, plan.blocked)
             if bypass is not None:
@@ -183,7 +189,7 @@ def plan_egress(entries: Sequence[ProxyEntry], state: ClusterState) -> EgressPla
     plan.enforcement = detect.choose_enforcement(participants[0].egress.enforcement, state.facts)
     proxy_policies = [
         networkpolicy.render_proxy_policy(
-            entry.owner, proxy_destinations(entry.upstream, plan.blocked)
+            entry.owner, proxy_destinations(entry.upstream, plan.blocked), state.ip_families
         )
         for entry in participants
     ]

@@ -8,6 +8,7 @@ pruned: an old policy that still blocks is kept rather than dropped.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from imtegrity_operator.egress import detect, objects
 from imtegrity_operator.egress.detect import ClusterFacts
 from imtegrity_operator.egress.inventory import ProxyEntry
+from imtegrity_operator.egress.networkpolicy import BOTH_FAMILIES
 from imtegrity_operator.egress.objects import Resource
 from imtegrity_operator.egress.plan import ClusterState, EgressPlan, plan_egress
 from imtegrity_operator.kube import KubeApiError, KubeClient
@@ -55,6 +57,26 @@ def _host_network_pods(client: KubeClient) -> list[dict[str, Any]]:
     )
 
 
+def _ip_families(client: KubeClient) -> frozenset[int]:
+    """Return the IP versions of the ServiceCIDR objects; both when the API is not served.
+
+    NOTE: a cluster with dual-stack pods but single-stack Services is seen
+    as single-stack, so its IPv6 pod egress would lose the coverage allowance.
+    """
+    try:
+        items = client.list_at("/apis/networking.k8s.io/v1/servicecidrs", "list ServiceCIDRs")
+    except KubeApiError as error:
+        if error.status == 404:
+            return BOTH_FAMILIES
+        raise
+    families = {
+        ipaddress.ip_network(cidr, strict=False).version
+        for item in items
+        for cidr in (item.get("spec") or {}).get("cidrs") or []
+    }
+    return frozenset(families) or BOTH_FAMILIES
+
+
 def fetch_state(client: KubeClient, facts: ClusterFacts) -> ClusterState:
     return ClusterState(
         namespaces=client.list_at("/api/v1/namespaces", "list namespaces"),
@@ -63,6 +85,7 @@ def fetch_state(client: KubeClient, facts: ClusterFacts) -> ClusterState:
         ),
         host_network_pods=_host_network_pods(client),
         facts=facts,
+        ip_families=_ip_families(client),
     )
 
 

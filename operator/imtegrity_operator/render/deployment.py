@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from imtegrity_operator.dns.proxy_pod import proxy_dns_policy
 from imtegrity_operator.render.config import ARCHIVE_DIR, CONFIG_DIR, CONFIG_FILE
 from imtegrity_operator.render.meta import Owner, labels, object_meta, selector_labels
 from imtegrity_operator.spec import ProxySpec
@@ -96,6 +97,9 @@ def _pod_spec(owner: Owner, spec: ProxySpec, image: str) -> dict[str, Any]:
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        # Default (the node's resolver) when cluster DNS would answer the
+        # proxy's own upstream name with the proxy itself.
+        "dnsPolicy": proxy_dns_policy(spec),
         "terminationGracePeriodSeconds": grace,
         "securityContext": {
             "runAsNonRoot": True,
