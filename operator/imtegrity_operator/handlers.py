@@ -161,9 +161,9 @@ def _deleted(event: Mapping[str, Any], **_: Any) -> bool:
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR, when=_deleted)
 def on_child_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Restore a deleted child at once, without waiting for the timer."""
-    if body.get("kind") == "Service":
-        _cluster_changed(memo)  # the new Service gets a new ClusterIP for DNS
     _child_changed(memo, body)
+    if body.get("kind") == "Service":
+        _cluster_changed(memo)  # the restored Service has a new ClusterIP for DNS
 
 
 def _namespace_added(event: Mapping[str, Any], **_: Any) -> bool:
