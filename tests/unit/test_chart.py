@@ -416,11 +416,15 @@ def test_egress_rules_follow_value(helm: Helm):
     assert ("policy.networking.k8s.io", "clusternetworkpolicies", "delete") in with_egress
     assert ("cilium.io", "ciliumclusterwidenetworkpolicies", "patch") in with_egress
     assert ("crd.projectcalico.org", "globalnetworkpolicies", "patch") in with_egress
+    assert ("networking.k8s.io", "servicecidrs", "list") in with_egress
     assert without == {
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
+        ("imtegrity.io", "imtegrityproxies", "list"),
+        ("imtegrity.io", "imtegrityproxies", "watch"),
+        ("", "services", "get"),
     }
 
 
@@ -428,12 +432,15 @@ def test_dns_role_limited_to_coredns_objects(helm: Helm):
     objects = render(helm, "rbac.dnsNamespace=dns-system")
     role = find(objects, "Role", f"{OPERATOR_NAME}-dns", "dns-system")
     rules = {
-        (rule["resources"][0], *rule["resourceNames"]): rule["verbs"] for rule in role["rules"]
+        (rule["resources"][0], *rule.get("resourceNames", ["*"])): rule["verbs"]
+        for rule in role["rules"]
     }
 
     assert rules == {
         ("configmaps", "coredns"): ["get", "list", "watch", "patch"],
-        ("configmaps", "coredns-custom"): ["get", "list", "watch", "create", "patch", "delete"],
+        ("configmaps", "coredns-custom"): ["get", "list", "watch", "patch", "delete"],
+        # create cannot be limited to a name in RBAC.
+        ("configmaps", "*"): ["create"],
         ("deployments", "coredns"): ["get"],
     }
 
