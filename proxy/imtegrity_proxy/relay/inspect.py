@@ -41,10 +41,12 @@ from ..protocol.signon import (
     LoginReply,
     failure_tlvs,
     parse_bucp_login_reply,
+    parse_challenge_request,
+    parse_login_request,
     parse_signoff,
     rewrite_bos_address,
 )
-from ..protocol.snac import Snac, parse_snac
+from ..protocol.snac import FLAG_OPTIONAL_TLVS, Snac, parse_snac
 from ..protocol.tlv import Tlvs, encode_tlvs
 from ..protocol.userinfo import normalize_screen_name
 from . import records
@@ -73,6 +75,8 @@ class Inspector:
             (Family.ICBM, IcbmSubtype.CLIENT_EVENT): enforcer.outbound_typing,
             (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST): enforcer.outbound_chat,
             (Family.OSERVICE, OServiceSubtype.SERVICE_REQUEST): self._service_request,
+            (Family.BUCP, BucpSubtype.CHALLENGE_REQUEST): self._same_signon_name,
+            (Family.BUCP, BucpSubtype.LOGIN_REQUEST): self._same_signon_name,
         }
         self._server_handlers: dict[tuple[int, int], Handler] = {
             (Family.BUCP, BucpSubtype.LOGIN_RESPONSE): self._bucp_reply,
@@ -114,6 +118,11 @@ class Inspector:
             forward(frame)
             return
         snac = blame(side, parse_snac, frame.payload)
+        if side == "client" and snac.flags & FLAG_OPTIONAL_TLVS:
+            # Servers read a client's SNAC body right after the header, whatever
+            # its flags, so a body the proxy skipped could carry another message.
+            error = ProtocolError("client SNAC with flag 0x8000", expected=0, actual=snac.flags)
+            raise error.for_side("client")
         handler = handlers.get((snac.family, snac.subtype))
         if handler is None:
             forward(frame)
@@ -159,6 +168,18 @@ class Inspector:
         await self.conn.fail_signon(denied.code, denied.url)
         return False
 
+    async def _same_signon_name(self, frame: Flap, snac: Snac) -> None:
+        """Forward a later BUCP request only for the name that policy already decided on."""
+        if snac.subtype == BucpSubtype.CHALLENGE_REQUEST:
+            name = parse_challenge_request(snac)
+        else:
+            name = parse_login_request(snac).screen_name
+        if normalize_screen_name(name) != self.state.local:
+            raise ProtocolError(
+                "BUCP screen name differs from the one the sign-on was decided for"
+            ).for_side("client")
+        self._forward_to_server(frame)
+
     def identify(self) -> None:
         """Look up the corporate identity of the session's screen name in the current policy."""
         self.state.identity = self.conn.context.policy.policy.identity_of(self.state.local)
@@ -194,6 +215,12 @@ class Inspector:
             self.conn.trace.signon_finished("failed", reply.error_code)
             self.conn.log.info("sign-on failed upstream (code %s)", reply.error_code)
             return None
+        if reply.screen_name and normalize_screen_name(reply.screen_name) != self.state.local:
+            # The server signed on another name than policy decided on: refuse it.
+            self.conn.context.metrics.signon("name_mismatch")
+            self.conn.log.warning("sign-on refused: the server's reply names another user")
+            code = SignonErrorCode.INVALID_SCREEN_NAME
+            return failure_tlvs(self.state.screen_name or "", code, "")
         if reply.screen_name:
             self.state.set_screen_name(reply.screen_name)
             self.conn.log.screen_name = reply.screen_name
