@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .policy.disclaimer import max_rendered_size, placeholder_problems
+from .protocol.userinfo import normalize_screen_name
 
 __all__ = [
     "AdvertiseConfig",
@@ -84,11 +85,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str] | str) -> None:
         self.errors = [errors] if isinstance(errors, str) else list(errors)
         super().__init__("\n".join(self.errors))
-
-
-def normalize_screen_name(name: str) -> str:
-    """Return the canonical form of an AIM screen name: lower case, spaces removed."""
-    return name.replace(" ", "").lower()
 
 
 def _is_host_name(host: str) -> bool:

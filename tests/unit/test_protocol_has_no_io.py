@@ -36,3 +36,4 @@ def test_protocol_imports_nothing_from_relay():
     for module in sorted(PACKAGE.glob("*.py")):
         roots = imported_roots(module)
         assert "imtegrity_proxy" not in roots, module.name
+

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from ..protocol.userinfo import normalize_screen_name  # noqa: F401 - part of this module's API
+
 KINDS = frozenset(
     {"message", "chat", "disclaimer", "notice", "signon", "signoff", "denied", "rendezvous"}
 )
@@ -87,11 +89,6 @@ class PendingRecord:
     record: ArchiveRecord
     details: dict[str, Any] | None
     details_json: str | None
-
-
-def normalize_screen_name(name: str) -> str:
-    """Return the AIM normal form of a screen name: lower case, spaces removed."""
-    return name.replace(" ", "").lower()
 
 
 def format_time(moment: datetime) -> str:

@@ -45,5 +45,16 @@ def decode_screen_name(raw: bytes) -> str:
 
 
 def normalize_screen_name(name: str) -> str:
-    """Return the comparison form: lower case with spaces removed."""
-    return name.replace(" ", "").lower()
+    """Return the comparison form: lower case with spaces removed.
+
+    Each character is lowered on its own and keeps its length, as Go's
+    ``strings.ToLower`` does in Open OSCAR Server: Python's ``"İ".lower()`` is
+    two characters ("i" and U+0307), which would name another account than the
+    server's "i".
+    """
+    return "".join(_lower_one(char) for char in name if char != " ")
+
+
+def _lower_one(char: str) -> str:
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else lowered[0]
