@@ -432,6 +432,22 @@ class RelayConfig(_Model):
         ge=0,
         description="Close a connection idle this long, in seconds; 0 disables it.",
     )
+    handshake_timeout_seconds: float = Field(
+        default=30,
+        ge=0,
+        description=(
+            "Time a new connection has for its hello, sign-on decision and upstream "
+            "connection, in seconds; 0 disables it."
+        ),
+    )
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "Maximum client connections open at once; more are closed as they arrive. "
+            "Each one also holds an upstream connection, so two file descriptors."
+        ),
+    )
 
 
 class ArchiveConfig(_Model):

@@ -211,6 +211,13 @@ class _RedactingStreamHandler(logging.StreamHandler[TextIO]):
         return redact(super().format(record))
 
 
+def printable(text: str) -> str:
+    """Escape control and other non-printing characters, as repr() would."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger adapter that adds one connection's id, peer and screen name to each record.
 
@@ -229,6 +236,16 @@ class ConnectionLogger(logging.LoggerAdapter[logging.Logger]):
         self.connection_id = connection_id
         self.peer = format_peer(peer)
         self.screen_name = screen_name
+
+    @property
+    def screen_name(self) -> str | None:
+        return self._screen_name
+
+    @screen_name.setter
+    def screen_name(self, name: str | None) -> None:
+        # A screen name comes from the client: escape control characters so a
+        # line break in it cannot start a forged log line.
+        self._screen_name = None if name is None else printable(name)
 
     @property
     def context(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import struct
 
 import pytest
-from imtegrity_proxy.client import FlapStream, SignonFailed
+from imtegrity_proxy.client import FlapStream, SignonFailed, login
 from imtegrity_proxy.protocol import signon
 from imtegrity_proxy.protocol.buffer import u16
 from imtegrity_proxy.protocol.enums import Channel, Family
@@ -80,3 +80,91 @@ async def test_login_request_for_other_name_rejected(proxy_factory, oscar_server
         await stream.read_snac(Family.BUCP, 0x0003, timeout=5)
     await stream.close()
     assert proxy.records_of("signon") == []
+
+
+async def test_silent_login_server_skipped(proxy_factory, oscar_server, caplog):
+    """A fake upstream that accepts and never sends its hello; no real server does that."""
+    caplog.set_level(logging.INFO, logger="imtegrity")
+    silent_clients: list[asyncio.StreamWriter] = []
+
+    async def silent(reader, writer):
+        silent_clients.append(writer)
+        await reader.read(100)
+
+    fake = await asyncio.start_server(silent, "127.0.0.1", 0)
+    fake_address = f"127.0.0.1:{fake.sockets[0].getsockname()[1]}"
+    proxy = await proxy_factory(
+        upstream={"servers": [fake_address, oscar_server.address], "connect_timeout_seconds": 1}
+    )
+    try:
+        result = await login(
+            "127.0.0.1",
+            proxy.port,
+            unique_screen_name(),
+            "pw",
+            local_addr=oscar_server.source_address(),
+        )
+    finally:
+        fake.close()
+        for writer in silent_clients:
+            writer.close()
+    assert result.port == proxy.port
+    assert f"upstream {fake_address} failed: timed out" in caplog.text
+
+
+async def test_slow_hello_hits_handshake_deadline(proxy_factory, caplog):
+    caplog.set_level(logging.INFO, logger="imtegrity")
+    proxy = await proxy_factory(relay={"handshake_timeout_seconds": 1.5})
+    stream = await FlapStream.open("127.0.0.1", proxy.port)
+    await stream.read()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ConnectionError):
+        # One byte of the hello a second: each read resets an idle timer, not this one.
+        for byte in bytes([0x2A, 1, 0, 1, 0, 4]):
+            stream.writer.write(bytes([byte]))
+            await stream.writer.drain()
+            await asyncio.sleep(0.5)
+        await stream.read(timeout=5)
+    assert asyncio.get_running_loop().time() - started < 4
+    assert "sign-on or cookie hand-off not finished within 2s" in caplog.text
+
+
+async def test_connections_over_limit_closed(proxy_factory, oscar_server, caplog):
+    caplog.set_level(logging.INFO, logger="imtegrity")
+    proxy = await proxy_factory(relay={"max_connections": 2})
+    held = [await FlapStream.open("127.0.0.1", proxy.port) for _ in range(2)]
+    for stream in held:
+        await stream.read()
+    extra = await FlapStream.open("127.0.0.1", proxy.port)
+    with pytest.raises(ConnectionError):
+        await extra.read(timeout=5)
+    assert "refused 1 connections: relay.max_connections (2) are open" in caplog.text
+    for stream in held:
+        await stream.close()
+    await asyncio.sleep(0.2)
+    result = await login(
+        "127.0.0.1",
+        proxy.port,
+        unique_screen_name(),
+        "pw",
+        local_addr=oscar_server.source_address(),
+    )
+    assert result.port == proxy.port
+
+
+async def test_unknown_cookie_refused_when_unregistered_denied(proxy_factory, oscar_server):
+    name = unique_screen_name()
+    proxy = await proxy_factory(policy={"identities": {name: "emp-9"}, "unregistered": "deny"})
+    # A cookie the server issued directly, not through the proxy.
+    direct = await login(
+        oscar_server.host, oscar_server.port, name, "pw", local_addr=oscar_server.source_address()
+    )
+    stream = await FlapStream.open("127.0.0.1", proxy.port)
+    await stream.read()
+    await stream.send(Channel.SIGNON, signon.encode_cookie_hello(direct.cookie))
+    with pytest.raises(ConnectionError):
+        await stream.read(timeout=5)
+    [denied] = proxy.records_of("denied")
+    assert denied["details"]["reason"] == "unknown cookie"
+    sessions = await oscar_server.async_sessions()
+    assert name.lower() not in {s["screen_name"].lower() for s in sessions["sessions"]}

@@ -235,3 +235,11 @@ def test_redaction_off_without_secrets() -> None:
     stream = capture("text")
     log.relay_logger.info("plain %s", "text")
     assert stream.getvalue().endswith("plain text\n")
+
+
+def test_screen_name_line_break_escaped():
+    logger = logging.getLogger("imtegrity.session")
+    adapter = log.ConnectionLogger(logger, 7, ("127.0.0.1", 5190), "first")
+    adapter.screen_name = "evil\n2026-01-01T00:00:00Z INFO imtegrity.archive: ok"
+    assert "\n" not in adapter.screen_name
+    assert adapter.screen_name == "evil\\n2026-01-01T00:00:00Z INFO imtegrity.archive: ok"

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..archive import ArchiveError
 from ..log import ConnectionLogger, format_peer
 from ..protocol.enums import Channel, SignonErrorCode
 from ..protocol.errors import ProtocolError
@@ -30,6 +31,7 @@ from ..protocol.signon import (
     parse_hello,
 )
 from ..protocol.snac import Snac, parse_snac
+from . import records
 from .context import RelayContext
 from .frames import FrameSink, FrameSource, IdleTimeout, blame
 from .inspect import Inspector
@@ -87,24 +89,40 @@ class Connection:
             self.trace.end(self.state)
 
     async def _run(self) -> None:
+        deadline = self.context.config.relay.handshake_timeout_seconds or None
+        try:
+            async with asyncio.timeout(deadline):
+                ready = await self._handshake()
+        except TimeoutError:
+            self.log.info(
+                "closing: sign-on or cookie hand-off not finished within %.0fs", deadline
+            )
+            self.trace.set_outcome("handshake_timeout")
+            return
+        if ready:
+            await self._pump_both()
+
+    async def _handshake(self) -> bool:
+        """Take the client's hello, decide, and connect upstream; False stops here."""
         self.to_client.inject(Channel.SIGNON, encode_hello())
         await self.to_client.drain()
         pending = [await self.client.expect(Channel.SIGNON)]
         hello = blame("client", parse_hello, pending[0].payload)
         targets = await self._start(hello, pending)
-        if targets is None:
-            return
-        if not await self._connect(targets):
-            return
+        if targets is None or not await self._connect(targets):
+            return False
         for frame in pending:
             self._to_server().relay(frame)
-        await self._pump_both()
+        return True
 
     async def _start(self, hello: Hello, pending: list[Flap]) -> list[tuple[str, int]] | None:
         """Classify the connection; return the upstream targets, or None to stop here."""
         kind = hello.kind
         if kind is HelloKind.SERVICE:
-            return self._resume(hello.cookie or b"")
+            targets = self._resume(hello.cookie or b"")
+            if targets is None:
+                await self._refuse_unknown_cookie()
+            return targets
         if kind is HelloKind.OLD_STYLE_LOGIN:
             self.state.signon_style = "old-style"
             self._signing_on(hello.screen_name or "")
@@ -125,8 +143,23 @@ class Connection:
         self.trace.signon_started(self.state)
         self.log.info("sign-on started (%s)", self.state.signon_style)
 
-    def _resume(self, cookie: bytes) -> list[tuple[str, int]]:
+    async def _refuse_unknown_cookie(self) -> None:
+        self.state.role = "service"
+        self.trace.begin(self.state)
+        self.log.warning("closing: unknown cookie, and unregistered users are denied")
+        record = records.signon_record(self.state, "denied", reason="unknown cookie")
+        try:
+            await self.context.archive_record(record)
+        # The connection is refused whether or not its record was committed.
+        except ArchiveError as error:
+            self.log.error("archive write failed for a denied record: %s", error)
+        self.trace.set_outcome("denied", "unknown cookie")
+
+    def _resume(self, cookie: bytes) -> list[tuple[str, int]] | None:
         ticket = self.context.cookies.lookup(cookie)
+        if ticket is None and self.context.policy.policy.config.unregistered == "deny":
+            # Nobody's sign-on was decided for this cookie, so nobody may use it.
+            return None
         if ticket is None:
             default = self.context.connector.login_servers[:1]
             self.state.role = "service"
@@ -148,29 +181,45 @@ class Connection:
         return [ticket.upstream]
 
     async def _connect(self, targets: list[tuple[str, int]]) -> bool:
+        """Connect to the first target that answers with its hello, in order."""
+        error: UpstreamError | None = None
+        for target in targets:
+            try:
+                await self._open_upstream(target)
+                return True
+            except UpstreamError as failure:
+                self.log.warning("upstream %s failed: %s", failure.target, failure.reason)
+                error = failure
+        self.log.warning("upstream unavailable: %s", error)
+        if self.state.signon_style is not None:
+            self.context.metrics.signon("upstream_unavailable")
+        self.trace.signon_finished("upstream_unavailable")
+        self.trace.set_outcome("upstream_unavailable", str(error))
+        await self.fail_signon(SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE, "")
+        return False
+
+    async def _open_upstream(self, target: tuple[str, int]) -> None:
+        with self.trace.upstream_connect(1) as connect_span:
+            upstream = await self.context.connector.connect_first([target])
+            connect_span.connected(upstream)
+        relay = self.context.config.relay
+        server = FrameSource(upstream.reader, "server", relay.max_frame_payload)
         try:
-            with self.trace.upstream_connect(len(targets)) as connect_span:
-                self.upstream = await self.context.connector.connect_first(targets)
-                connect_span.connected(self.upstream)
-        except UpstreamError as error:
-            self.log.warning("upstream unavailable: %s", error)
-            if self.state.signon_style is not None:
-                self.context.metrics.signon("upstream_unavailable")
-            self.trace.signon_finished("upstream_unavailable")
-            self.trace.set_outcome("upstream_unavailable", str(error))
-            await self.fail_signon(SignonErrorCode.SERVICE_TEMPORARILY_UNAVAILABLE, "")
-            return False
-        max_payload = self.context.config.relay.max_frame_payload
-        self.server = FrameSource(self.upstream.reader, "server", max_payload)
-        self.to_server = FrameSink(self.upstream.writer, "outbound", self.context.metrics)
-        server_hello = await self.server.expect(Channel.SIGNON)
+            async with asyncio.timeout(self.context.config.upstream.connect_timeout_seconds):
+                server_hello = await server.expect(Channel.SIGNON)
+        except TimeoutError as error:
+            upstream.writer.close()
+            self.context.metrics.upstream_connect_failure("timed out")
+            raise UpstreamError(
+                _target(target), "timed out", "no hello from the server"
+            ) from error
+        self.upstream = upstream
+        self.server = server
+        self.to_server = FrameSink(upstream.writer, "outbound", self.context.metrics)
         # The client already has the proxy's hello: drop the server's and follow on from ours.
         last = self.to_client.sequence.last_sent or 0
         self.to_client.sequence.rebase(server_hello.sequence, last)
-        self.log.info(
-            "upstream connected: %s via %s", _target(self.upstream.address), self.upstream.via
-        )
-        return True
+        self.log.info("upstream connected: %s via %s", _target(upstream.address), upstream.via)
 
     async def fail_signon(self, code: int, url: str) -> None:
         """Send the client a sign-on failure in the style it signed on with, if any."""
