@@ -116,6 +116,8 @@ def parse_host_port(value: str) -> tuple[str, int]:
     must be in brackets, because its colons would otherwise be ambiguous.
     """
     problem = f"invalid host:port {value!r}"
+    if "://" in value:
+        raise ValueError(f"{problem}: write host:port without a scheme such as http://")
     if value.startswith("["):
         closing = value.find("]")
         if closing < 0 or value[closing + 1 : closing + 2] != ":":

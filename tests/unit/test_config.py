@@ -701,3 +701,10 @@ def test_load_rejects_python_tags(tmp_path: Path) -> None:
     path.write_text("listen: !!python/object/apply:os.getcwd []\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(path)
+
+
+def test_server_with_scheme_names_the_scheme():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"upstream": {"servers": ["http://proxy.example.net:3128"]}})
+    assert "without a scheme such as http://" in str(caught.value)
+    assert "IPv6" not in str(caught.value)
