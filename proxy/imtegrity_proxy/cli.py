@@ -170,11 +170,19 @@ def _add_archive(commands: Any) -> None:
         "verify",
         help="check the archive's hash chain",
         description=(
-            'Check every record\'s hash and link. Prints "ok: N records" and exits 0, '
-            'or "FAILED at record ID: reason" and exits 1.'
+            'Check every record\'s hash and link. Prints "ok: N records, head HASH" and '
+            'exits 0, or "FAILED at record ID: reason" and exits 1. Keep the head hash '
+            "outside the database and pass it back with --anchor: someone who can write "
+            "the database can rebuild the whole chain, but not one that still contains "
+            "a hash recorded elsewhere."
         ),
     )
     verify.add_argument("--archive", metavar="PATH", required=True, help="SQLite archive file")
+    verify.add_argument(
+        "--anchor",
+        metavar="HASH",
+        help="a head hash printed by an earlier verify; fails unless the chain still has it",
+    )
     verify.set_defaults(handler=_archive_verify)
 
 
@@ -298,12 +306,12 @@ def _archive_verify(args: argparse.Namespace) -> int:
     from imtegrity_proxy.archive import ArchiveError, verify_archive
 
     try:
-        report = verify_archive(args.archive)
+        report = verify_archive(args.archive, anchor=args.anchor)
     except ArchiveError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
     if report.ok:
-        print(f"ok: {report.records} records")
+        print(f"ok: {report.records} records, head {report.head_hash}")
         return EXIT_OK
     print(f"FAILED at record {report.first_bad_id}: {report.reason}")
     return EXIT_FAILED

@@ -302,3 +302,42 @@ def test_verify_non_archive_database_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(ArchiveError, match="archive_meta"):
         verify_archive(path)
+
+
+def rechain_from(path: Path, first_id: int, new_text: str) -> None:
+    """Edit one record and rebuild every hash after it, as someone with write access could."""
+    records = list(export_records(path))
+    records[first_id - 1]["text"] = new_text
+    previous = records[first_id - 2]["hash"] if first_id > 1 else "0" * 64
+    with sqlite3.connect(path) as connection:
+        for record in records[first_id - 1 :]:
+            record["prev_hash"] = previous
+            content = {key: value for key, value in record.items() if key != "hash"}
+            encoded = json.dumps(
+                content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+            record["hash"] = hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+            previous = record["hash"]
+            connection.execute(
+                "UPDATE records SET text = ?, prev_hash = ?, hash = ? WHERE id = ?",
+                (record["text"], record["prev_hash"], record["hash"], record["id"]),
+            )
+        connection.execute(
+            "UPDATE archive_meta SET value = ? WHERE key = 'head_hash'", (previous,)
+        )
+
+
+def test_rebuilt_chain_caught_by_anchor(archive_path: Path) -> None:
+    anchor = verify_archive(archive_path).head_hash
+    rechain_from(archive_path, 2, "rewritten history")
+
+    # The chain alone cannot show a full rebuild; the hash kept outside can.
+    assert verify_archive(archive_path).ok
+    report = verify_archive(archive_path, anchor=anchor)
+    assert not report.ok
+    assert "anchored head hash" in report.reason
+
+
+def test_anchor_from_earlier_head_still_found(archive_path: Path) -> None:
+    report = verify_archive(archive_path)
+    assert verify_archive(archive_path, anchor=report.head_hash).ok

@@ -283,7 +283,7 @@ def fake_archive(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def format_json_line(record: dict[str, Any]) -> str:
         return json.dumps(record, separators=(",", ":")) + "\n"
 
-    def verify_archive(path: str) -> Any:
+    def verify_archive(path: str, anchor: str | None = None) -> Any:
         state["calls"].append(("verify", path))
         if state["error"]:
             raise FakeArchiveError(state["error"])
@@ -375,11 +375,11 @@ def test_export_requires_archive(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_verify_ok(fake_archive: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     fake_archive["report"] = types.SimpleNamespace(
-        ok=True, records=12, first_bad_id=None, reason=None
+        ok=True, records=12, first_bad_id=None, reason=None, head_hash="ab" * 32
     )
     status = cli.main(["archive", "verify", "--archive", "a.sqlite3"])
     assert status == 0
-    assert capsys.readouterr().out == "ok: 12 records\n"
+    assert capsys.readouterr().out == f"ok: 12 records, head {'ab' * 32}\n"
     assert fake_archive["calls"] == [("verify", "a.sqlite3")]
 
 
@@ -465,7 +465,11 @@ async def test_real_archive_export_and_verify(
     assert export_status == 0
     assert [record["text"] for record in exported] == ["hello bob", "hello dave"]
     assert verify_status == 0
-    assert verify_output == "ok: 3 records\n"
+    assert verify_output.startswith("ok: 3 records, head ")
+    head = verify_output.split()[-1]
+    # The printed head anchors the chain: a later verify with it still passes.
+    assert cli.main(["archive", "verify", "--archive", str(path), "--anchor", head]) == 0
+    assert cli.main(["archive", "verify", "--archive", str(path), "--anchor", "0" * 63 + "1"]) == 1
 
 
 async def test_real_archive_verify_finds_edit(

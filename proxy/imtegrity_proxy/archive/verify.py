@@ -26,6 +26,7 @@ class VerifyReport:
     records: int
     first_bad_id: int | None
     reason: str | None
+    head_hash: str | None = None
 
 
 @dataclass(slots=True)
@@ -33,6 +34,8 @@ class _ChainState:
     count: int = 0
     last_id: int = 0
     last_hash: str = GENESIS_HASH
+    anchor: str | None = None
+    anchor_found: bool = False
 
 
 class _ChainBroken(Exception):
@@ -42,7 +45,7 @@ class _ChainBroken(Exception):
         self.reason = reason
 
 
-def verify_archive(path: str | os.PathLike[str]) -> VerifyReport:
+def verify_archive(path: str | os.PathLike[str], anchor: str | None = None) -> VerifyReport:
     """Recompute the hash chain of the archive at `path` and compare it with archive_meta.
 
     Detects a record that was edited (hash mismatch), deleted (gap in ids or prev_hash
@@ -53,6 +56,10 @@ def verify_archive(path: str | os.PathLike[str]) -> VerifyReport:
     rebuild a consistent chain, so the head must also be copied outside the database
     for full tamper evidence.
 
+    ``anchor`` is a head hash reported by an earlier verify and kept outside the
+    database (on WORM storage, say): the chain must still contain a record with that
+    hash, so a chain rebuilt from an earlier record on is reported.
+
     Opens the database read-only and reads one snapshot. Raises ArchiveError when the
     file cannot be read as an archive.
     """
@@ -60,13 +67,14 @@ def verify_archive(path: str | os.PathLike[str]) -> VerifyReport:
     try:
         # One read transaction, so records and archive_meta come from the same snapshot.
         connection.execute("BEGIN")
-        state = _ChainState()
+        state = _ChainState(anchor=anchor)
         try:
             _walk_chain(connection.execute(SELECT_RECORDS + " ORDER BY id"), state)
             _check_head(connection, state)
+            _check_anchor(state)
         except _ChainBroken as broken:
             return VerifyReport(False, state.count, broken.record_id, broken.reason)
-        return VerifyReport(True, state.count, None, None)
+        return VerifyReport(True, state.count, None, None, state.last_hash)
     finally:
         connection.close()
 
@@ -78,6 +86,8 @@ def _walk_chain(rows: Iterable[tuple[Any, ...]], state: _ChainState) -> None:
         state.count += 1
         state.last_id = record_id
         state.last_hash = row[-1]
+        if state.last_hash == state.anchor:
+            state.anchor_found = True
 
 
 def _check_link(record_id: int, row: tuple[Any, ...], state: _ChainState) -> None:
@@ -101,6 +111,14 @@ def _check_link(record_id: int, row: tuple[Any, ...], state: _ChainState) -> Non
         )
     if record_hash(decoded) != decoded["hash"]:
         raise _ChainBroken(record_id, "hash does not match the record's fields: it was edited")
+
+
+def _check_anchor(state: _ChainState) -> None:
+    if state.anchor is not None and not state.anchor_found and state.anchor != GENESIS_HASH:
+        raise _ChainBroken(
+            state.last_id,
+            "no record has the anchored head hash: the chain was rewritten or truncated",
+        )
 
 
 def _check_head(connection: sqlite3.Connection, state: _ChainState) -> None:
