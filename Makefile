@@ -29,6 +29,9 @@ test: venv peers
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+e2e: venv peers
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check proxy operator tests bench
 	$(VENV)/bin/ruff format --check proxy operator tests bench

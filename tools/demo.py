@@ -121,7 +121,7 @@ def main() -> int:
     subprocess.run([str(PROXY), "archive", "verify", "--archive", str(archive)], check=True)
     say("archive export --format jsonl")
     subprocess.run([str(PROXY), "archive", "export", "--archive", str(archive)], check=True)
-    print(f"\nfiles are kept in {workdir}")
+    print(f"\narchive: {archive}\nlogs and server files: {workdir}")
     return 0
 
 
