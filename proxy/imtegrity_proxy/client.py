@@ -120,15 +120,20 @@ async def login(
     style: str = "bucp",
     strong: bool = True,
     local_addr: str | None = None,
+    multi_connection: int | None = None,
 ) -> LoginResult:
-    """Run the login connection; return where BOS is and the cookie to present there."""
+    """Run the login connection; return where BOS is and the cookie to present there.
+
+    ``multi_connection`` is sent as BUCP TLV 0x4A (see
+    ``signon.encode_login_request``); the old-style login has no such field.
+    """
     stream = await FlapStream.open(host, port, local_addr)
     try:
         await stream.read()  # the server's channel-1 hello
         if style == "old-style":
             reply = await _old_style_login(stream, screen_name, password)
         else:
-            reply = await _bucp_login(stream, screen_name, password, strong)
+            reply = await _bucp_login(stream, screen_name, password, strong, multi_connection)
     finally:
         await stream.close()
     if not reply.succeeded:
@@ -142,7 +147,11 @@ async def login(
 
 
 async def _bucp_login(
-    stream: FlapStream, screen_name: str, password: str, strong: bool
+    stream: FlapStream,
+    screen_name: str,
+    password: str,
+    strong: bool,
+    multi_connection: int | None = None,
 ) -> signon.LoginReply:
     await stream.send(Channel.SIGNON, signon.encode_hello())
     await stream.send_snac(signon.encode_challenge_request(stream.next_request_id(), screen_name))
@@ -153,7 +162,11 @@ async def _bucp_login(
     key = signon.parse_challenge_response(snac)
     digest = signon.login_hash(key, password, strong)
     request = signon.encode_login_request(
-        stream.next_request_id(), screen_name, digest, strong=strong
+        stream.next_request_id(),
+        screen_name,
+        digest,
+        strong=strong,
+        multi_connection=multi_connection,
     )
     await stream.send_snac(request)
     return signon.parse_bucp_login_reply(await stream.read_snac(Family.BUCP, 0x0003))
@@ -230,9 +243,17 @@ class AimClient:
         style: str = "bucp",
         strong: bool = True,
         local_addr: str | None = None,
+        multi_connection: int | None = None,
     ) -> AimClient:
         result = await login(
-            host, port, screen_name, password, style=style, strong=strong, local_addr=local_addr
+            host,
+            port,
+            screen_name,
+            password,
+            style=style,
+            strong=strong,
+            local_addr=local_addr,
+            multi_connection=multi_connection,
         )
         bos = await open_service(result.host, result.port, result.cookie, local_addr)
         return cls(result.screen_name, bos, local_addr)

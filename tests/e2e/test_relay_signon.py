@@ -9,6 +9,7 @@ import logging
 import pytest
 from imtegrity_proxy.client import AimClient, SignonFailed, login
 from imtegrity_proxy.protocol.enums import Family, SignonErrorCode
+from imtegrity_proxy.protocol.tlv import find_tlv, parse_tlvs
 
 from tests.fixtures.oscar import unique_screen_name
 from tests.fixtures.peers import free_port
@@ -141,16 +142,32 @@ async def test_signing_on_twice_keeps_sessions_apart(proxy_factory, own_oscar_se
     oscar_server = own_oscar_server
     proxy = await proxy_factory(upstream={"servers": [oscar_server.address]})
     name = unique_screen_name()
+    # Open OSCAR Server v0.22.0 tells a session it ends why (TLV 0x09, one byte) only
+    # when that session signed on with a multi-connection flag other than 0x00. So
+    # both clients send 0x03, which requests one session at a time.
     first = await AimClient.sign_on(
-        "127.0.0.1", proxy.port, name, "pw", local_addr=oscar_server.source_address()
+        "127.0.0.1",
+        proxy.port,
+        name,
+        "pw",
+        local_addr=oscar_server.source_address(),
+        multi_connection=0x03,
     )
     # Like a real client, the first one keeps reading, and leaves when signed off.
     signed_off = asyncio.create_task(_wait_for_signoff(first))
     second = await AimClient.sign_on(
-        "127.0.0.1", proxy.port, name, "pw", local_addr=oscar_server.source_address()
+        "127.0.0.1",
+        proxy.port,
+        name,
+        "pw",
+        local_addr=oscar_server.source_address(),
+        multi_connection=0x03,
     )
     try:
-        assert await signed_off is not None
+        payload = await signed_off
+        assert payload
+        reason = find_tlv(parse_tlvs(payload), 0x0009)
+        assert reason == b"\x01"
         await first.close()
         await oscar_server.async_wait_for_session(name)
     finally:
@@ -159,8 +176,12 @@ async def test_signing_on_twice_keeps_sessions_apart(proxy_factory, own_oscar_se
     await asyncio.sleep(0.3)
     signons = proxy.records_of("signon")
     assert len({r["session"] for r in signons}) == 2
-    sessions_signed_off = {r["session"] for r in proxy.records_of("signoff")}
+    signoffs = proxy.records_of("signoff")
+    sessions_signed_off = {r["session"] for r in signoffs}
     assert sessions_signed_off == {r["session"] for r in signons}
+    [first_signoff] = [r for r in signoffs if r["session"] == signons[0]["session"]]
+    assert first_signoff["details"] is not None
+    assert first_signoff["details"]["reason"] == 1
 
 
 async def _wait_for_signoff(client: AimClient, timeout: float = 10) -> bytes | None:

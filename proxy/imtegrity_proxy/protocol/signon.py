@@ -27,6 +27,8 @@ from .userinfo import decode_screen_name
 FLAP_VERSION = 1
 AIM_MD5_STRING = b"AOL Instant Messenger (SM)"
 ROAST_TABLE = bytes.fromhex("f32681c43986db9271a3b9e6537a957c")
+# BUCP login request TLV: the client's multi-connection flag (u8).
+MULTI_CONNECTION_TLV = 0x004A
 
 
 class HelloKind(Enum):
@@ -226,8 +228,21 @@ def login_hash(key: bytes, password: str, strong: bool = True) -> bytes:
 
 
 def encode_login_request(
-    request_id: int, screen_name: str, password_hash: bytes, *, strong: bool = True
+    request_id: int,
+    screen_name: str,
+    password_hash: bytes,
+    *,
+    strong: bool = True,
+    multi_connection: int | None = None,
 ) -> bytes:
+    """Build a BUCP login request (0x0017/0x0002).
+
+    ``multi_connection`` adds TLV 0x4A, one byte: 0x00 for a client without
+    multi-connection support, 0x01 for one that allows several sessions, 0x03
+    for one that wants a single session. Open OSCAR Server v0.22.0 sends a
+    session that it ends for a newer sign-on the reason in channel-4 TLV 0x09
+    only when that session's flag is not 0x00.
+    """
     tlvs = [
         Tlv(SignonTlv.SCREEN_NAME, screen_name.encode("utf-8")),
         Tlv(SignonTlv.CLIENT_ID_STRING, b"IMtegrity scripted client"),
@@ -235,6 +250,8 @@ def encode_login_request(
     ]
     if strong:
         tlvs.append(Tlv(SignonTlv.STRONG_HASH, b""))
+    if multi_connection is not None:
+        tlvs.append(Tlv(MULTI_CONNECTION_TLV, bytes([multi_connection])))
     body = encode_tlvs(tlvs)
     return encode_snac(Family.BUCP, BucpSubtype.LOGIN_REQUEST, request_id, body)
 

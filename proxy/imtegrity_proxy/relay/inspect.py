@@ -351,7 +351,12 @@ class Inspector:
 
 
 def _disconnect_reason(tlvs: Tlvs) -> int | None:
+    """Return the reason code of channel-4 TLV 0x09, or None.
+
+    Open OSCAR Server v0.22.0 sends it as one byte (0x01: signed on elsewhere);
+    other servers send a u16. Any other length is ignored.
+    """
     for tlv in tlvs:
-        if tlv.type == 0x0009 and len(tlv.value) == 2:
+        if tlv.type == 0x0009 and len(tlv.value) in (1, 2):
             return int.from_bytes(tlv.value, "big")
     return None
