@@ -22,7 +22,7 @@ from ..protocol.buffer import u16
 from ..protocol.chat import ENCODING_TLV, MESSAGE_INFO_TLV, TEXT_TLV, ChatMessage
 from ..protocol.enums import Charset, IcbmTlv
 from ..protocol.icbm import TEXT_ID, Fragment, Icbm, MessageBody, TextPart
-from ..protocol.text import looks_like_markup
+from ..protocol.text import is_invisible, remove_invisible
 from ..protocol.tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, replace_tlv
 
 # A tag as html.parser recognises one: "<" then a letter, "/", "!" or "?".
@@ -52,10 +52,9 @@ class VisibleText:
 def visible_characters(markup: str) -> VisibleText:
     """Return the plain text of ``markup`` with each character's source span.
 
-    Text without AIM markup is taken literally, as ``markup_to_plain`` does.
+    Like ``markup_to_plain``, every text is parsed as markup, and format
+    characters (soft hyphen, zero-width space and the like) are left out.
     """
-    if not looks_like_markup(markup):
-        return VisibleText(markup, tuple((i, i + 1) for i in range(len(markup))))
     chars: list[str] = []
     spans: list[tuple[int, int] | None] = []
     index = 0
@@ -69,14 +68,15 @@ def visible_characters(markup: str) -> VisibleText:
             continue
         entity = _ENTITY.match(markup, index) if markup[index] == "&" else None
         if entity is not None:
-            decoded = html.unescape(entity.group())
+            decoded = remove_invisible(html.unescape(entity.group()))
             if decoded != entity.group():
                 chars.extend(decoded)
                 spans.extend([(index, entity.end())] * len(decoded))
                 index = entity.end()
                 continue
-        chars.append(markup[index])
-        spans.append((index, index + 1))
+        if not is_invisible(markup[index]):
+            chars.append(markup[index])
+            spans.append((index, index + 1))
         index += 1
     return VisibleText("".join(chars), tuple(spans))
 
@@ -94,12 +94,12 @@ def _tag_breaks_line(tag: str) -> bool:
 def redaction_map(markup: str, regex: re.Pattern[str], replacement: str) -> list[str]:
     """Return, for each character of ``markup``, the text that replaces it.
 
-    Every visible character inside a match becomes ``replacement`` (escaped when
-    the text is markup); characters outside matches map to themselves.
+    Every visible character inside a match becomes ``replacement``, HTML-escaped
+    because clients render the text as markup. Characters outside matches map to
+    themselves.
     """
     visible = visible_characters(markup)
-    is_markup = looks_like_markup(markup)
-    written = html.escape(replacement) if is_markup else replacement
+    written = html.escape(replacement)
     output = list(markup)
     replaced: set[tuple[int, int]] = set()
     for match in regex.finditer(visible.text):

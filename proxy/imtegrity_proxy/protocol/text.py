@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from html.parser import HTMLParser
 
 from .enums import Charset
 
-# Tags of the HTML subset AIM clients send; text without one is not markup.
+# Tags of the HTML subset AIM clients send. Only ``looks_like_markup`` uses this list.
 _MARKUP_TAG = re.compile(r"<\s*/?\s*(html|body|font|br|b|i|u|a|p|span|div|em|strong)\b", re.I)
 
-_ANY_TAG = re.compile(r"<[^>]*>")
+_ANY_TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
 
 # Names the archive records for each charset.
 CHARSET_NAMES = {
@@ -79,7 +80,11 @@ def _decode_utf8_or_latin1(data: bytes) -> tuple[str, str]:
 
 
 class _TextExtractor(HTMLParser):
-    """Collect character data; a <br> or a closing block tag ends a line."""
+    """Collect character data; a <br> or a closing block tag ends a line.
+
+    Comments, processing instructions and declarations produce no data, so
+    they vanish from the text as they do on screen.
+    """
 
     LINE_BREAKS = frozenset({"br", "p", "div"})
 
@@ -103,10 +108,27 @@ def looks_like_markup(text: str) -> bool:
     return _MARKUP_TAG.search(text) is not None
 
 
+def is_invisible(char: str) -> bool:
+    """Return True for a format character (Unicode category Cf), which takes no space.
+
+    These include the soft hyphen U+00AD, the zero-width space, joiners and
+    word joiner (U+200B, U+200C, U+200D, U+2060) and the byte order mark U+FEFF.
+    """
+    return unicodedata.category(char) == "Cf"
+
+
+def remove_invisible(text: str) -> str:
+    """Drop format characters, so that one hidden inside a word cannot split it for a rule."""
+    return "".join(char for char in text if not is_invisible(char))
+
+
 def markup_to_plain(text: str) -> str:
-    """Strip AIM's HTML subset to plain text; text without markup is returned as it is."""
-    if not looks_like_markup(text):
-        return text
+    """Return the text a reader sees: tags and comments dropped, entities decoded.
+
+    AIM clients render every message as HTML, so text is always parsed as
+    markup, whether or not it contains a tag. Format characters such as the
+    soft hyphen and zero-width space are removed as well.
+    """
     extractor = _TextExtractor()
     try:
         extractor.feed(text)
@@ -114,5 +136,7 @@ def markup_to_plain(text: str) -> str:
     except AssertionError:
         # html.parser raises AssertionError on a "<![" section with an unknown
         # keyword (CPython 3.11 _markupbase), so fall back to removing whole tags.
-        return html.unescape(_ANY_TAG.sub("", text)).strip("\n")
-    return html.unescape("".join(extractor.parts)).strip("\n")
+        return remove_invisible(html.unescape(_ANY_TAG.sub("", text)).strip("\n"))
+    # convert_charrefs=True has decoded every entity already: decoding again
+    # would turn a literal "&amp;lt;" into "<".
+    return remove_invisible("".join(extractor.parts).strip("\n"))
