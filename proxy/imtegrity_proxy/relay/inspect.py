@@ -9,6 +9,7 @@ frames are renumbered by the FrameSink, so neither peer sees a gap.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -62,12 +63,18 @@ Handler = Callable[[Flap, Snac], Awaitable[None]]
 
 archive_log = logging.getLogger("imtegrity.archive")
 
+# Chat service requests awaiting the server's redirect or error, per BOS
+# connection. A client that never follows a request cannot grow the map past this.
+MAX_PENDING_ROOMS = 16
+
 
 class Inspector:
     def __init__(self, connection: Connection) -> None:
         self.conn = connection
         self.signon_request_id = 0
         self._signed_on = False
+        # Room names of chat service requests, by the request id the redirect echoes.
+        self._pending_rooms: OrderedDict[int, str] = OrderedDict()
         self.enforcer = Enforcer(self)
         enforcer = self.enforcer
         self._client_handlers: dict[tuple[int, int], Handler] = {
@@ -80,6 +87,7 @@ class Inspector:
         }
         self._server_handlers: dict[tuple[int, int], Handler] = {
             (Family.BUCP, BucpSubtype.LOGIN_RESPONSE): self._bucp_reply,
+            (Family.OSERVICE, OServiceSubtype.ERROR): self._oservice_error,
             (Family.OSERVICE, OServiceSubtype.SERVICE_RESPONSE): self._redirect,
             (Family.OSERVICE, OServiceSubtype.MIGRATE_GROUPS): self._migration,
             (Family.OSERVICE, OServiceSubtype.USER_INFO_UPDATE): self._self_info,
@@ -249,8 +257,9 @@ class Inspector:
             self._forward_to_client(frame)
             return
         room = None
-        if redirect.family == Family.CHAT and self.state.pending_rooms:
-            room = self.state.pending_rooms.pop(0)
+        if redirect.family == Family.CHAT:
+            # The redirect echoes the request id of the service request it answers.
+            room = self._pending_rooms.pop(snac.request_id, None)
         target = (redirect.host, redirect.port or self._upstream_port())
         self._remember(redirect.cookie, target, family=redirect.family, room=room)
         body = redirect.with_address(self._advertised_address())
@@ -272,9 +281,19 @@ class Inspector:
     async def _service_request(self, frame: Flap, snac: Snac) -> None:
         request = parse_service_request(snac)
         if request.family == Family.CHAT and request.chat_cookie:
-            self.state.pending_rooms.append(room_name_from_cookie(request.chat_cookie))
-            del self.state.pending_rooms[:-8]  # a client that never joins cannot grow this
+            self._pending_rooms.pop(snac.request_id, None)
+            self._pending_rooms[snac.request_id] = room_name_from_cookie(request.chat_cookie)
+            while len(self._pending_rooms) > MAX_PENDING_ROOMS:
+                self._pending_rooms.popitem(last=False)
         self._forward_to_server(frame)
+
+    async def _oservice_error(self, frame: Flap, snac: Snac) -> None:
+        """Forget the chat service request that an error reply (0x0001/0x0001) rejects."""
+        if self._pending_rooms.pop(snac.request_id, None) is not None:
+            self.conn.log.info(
+                "chat service request 0x%08x rejected by the server", snac.request_id
+            )
+        self._forward_to_client(frame)
 
     def _remember(
         self, cookie: bytes, target: tuple[str, int], family: int | None, room: str | None = None
