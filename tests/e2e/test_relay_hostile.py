@@ -17,18 +17,21 @@ from typing import Any
 
 import pytest
 from imtegrity_proxy.client import AimClient, FlapStream
-from imtegrity_proxy.protocol import chat, icbm, oservice, signon
+from imtegrity_proxy.protocol import chat, icbm, oservice, rendezvous, signon
+from imtegrity_proxy.protocol.buffer import u16
 from imtegrity_proxy.protocol.enums import (
     Channel,
     ChatSubtype,
+    ErrorCode,
     Family,
     IcbmSubtype,
     OServiceSubtype,
 )
 from imtegrity_proxy.protocol.flap import Flap
+from imtegrity_proxy.protocol.oservice import parse_error
 from imtegrity_proxy.protocol.tlv import Tlv
 
-from tests.e2e.policy_proxy import PolicyProxy, drain, running_proxy, snacs_of
+from tests.e2e.policy_proxy import PolicyProxy, drain, running_proxy, sequence_gaps, snacs_of
 from tests.fixtures.oscar import OscarServer, unique_screen_name
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +42,16 @@ UNREADABLE = "unreadable-message"
 
 def policy(alice: str, **fields: Any) -> dict[str, Any]:
     return {"identities": {alice: "alice@bank.example"}, "rules": [SECRET_RULE], **fields}
+
+
+def icq_tlv(text: bytes, message_type: int = 0x01) -> Tlv:
+    """Channel-4 TLV 0x05 from UIN 12345; the encoder adds the closing NUL."""
+    return Tlv(0x0005, icbm.encode_icq_message(12345, message_type, 0, text))
+
+
+def invitation_tlv(text: str) -> Tlv:
+    room = u16(4) + bytes([len(b"4-0-desk")]) + b"4-0-desk" + u16(0)
+    return rendezvous.encode_chat_invitation(os.urandom(8), room, text)
 
 
 def incoming(frames: list[Flap]) -> list[icbm.Icbm]:
@@ -56,6 +69,152 @@ async def check_still_open(proxy: PolicyProxy, local: AimClient, remote: AimClie
     await remote.send_im(local.screen_name, "still here")
     texts = notice_texts(incoming(await drain(local.bos)))
     assert texts[-1:] == ["still here"]
+
+
+# Text outside channel 1
+
+
+async def test_channel4_text_archived_and_ruled(oscar_server: OscarServer, tmp_path: Path) -> None:
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    async with running_proxy(oscar_server, tmp_path, policy(alice)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        await remote.send_im_tlvs(alice, (icq_tlv(b"lunch at noon"),), channel=4)
+        delivered = incoming(await drain(local.bos))
+        assert [m.channel for m in delivered] == [4]
+        await remote.send_im_tlvs(alice, (icq_tlv(b"the SECRET plan"),), channel=4)
+        withheld = incoming(await drain(local.bos))
+        assert [m.channel for m in withheld] == [1]  # only the notice
+        assert "no-secrets" in notice_texts(withheld)[0]
+
+        request_id = await local.send_im_tlvs(bob, (icq_tlv(b"a secret for you"),), 4)
+        frames = await drain(local.bos)
+        errors = snacs_of(frames, Family.ICBM, IcbmSubtype.ERROR)
+        assert [error.request_id for error in errors] == [request_id]
+        assert incoming(await drain(remote.bos, quiet=0.3)) == []
+        assert sequence_gaps(local.bos.received) == []
+
+    records = proxy.records(kind="message")
+    assert [(r["direction"], r["action"], r["text"]) for r in records] == [
+        ("inbound", "delivered", "lunch at noon"),
+        ("inbound", "blocked", "the SECRET plan"),
+        ("outbound", "blocked", "a secret for you"),
+    ]
+    assert records[0]["charset"] == "ascii"
+    assert records[1]["rule"] == "no-secrets"
+    assert records[2]["rule"] == "no-secrets"
+
+
+async def test_chat_invitation_text_archived_and_ruled(
+    oscar_server: OscarServer, tmp_path: Path
+) -> None:
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    async with running_proxy(oscar_server, tmp_path, policy(alice)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        await remote.send_im_tlvs(alice, (invitation_tlv("Join us, Привет"),), channel=2)
+        assert [m.channel for m in incoming(await drain(local.bos))] == [2]
+        await remote.send_im_tlvs(alice, (invitation_tlv("the <b>secret</b> room"),), channel=2)
+        withheld = incoming(await drain(local.bos))
+        assert [m.channel for m in withheld] == [1]
+
+    records = proxy.records(kind="rendezvous")
+    assert [(r["action"], r["text"]) for r in records] == [
+        ("delivered", "Join us, Привет"),
+        ("blocked", "the secret room"),
+    ]
+    assert records[0]["charset"] == "ucs-2"
+    assert records[1]["html"] == "the <b>secret</b> room"
+    assert records[1]["rule"] == "no-secrets"
+
+
+async def test_unknown_channel_withheld_as_unreadable(
+    oscar_server: OscarServer, tmp_path: Path
+) -> None:
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    async with running_proxy(oscar_server, tmp_path, policy(alice)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        await remote.send_im_tlvs(alice, icbm.text_message_tlvs("secret on 3"), channel=3)
+        received = incoming(await drain(local.bos))
+        assert [m.channel for m in received] == [1]
+        assert "could not read" in notice_texts(received)[0]
+        await check_still_open(proxy, local, remote)
+
+    [record] = proxy.records(kind="message", action="blocked")
+    assert record["rule"] == UNREADABLE
+    assert record["remote"] == bob.lower()
+    assert record["text"] is None
+    assert record["details"]["icbm_channel"] == 3
+
+
+# Bodies the proxy cannot decode
+
+MALFORMED = {
+    # A fragment whose length (0x0010) runs past the end of TLV 0x02.
+    "fragment-overflow": (1, Tlv(0x0002, bytes.fromhex("0501 0001 01 0101 0010 0000 0000 41"))),
+    # A text fragment too short for its charset and subset.
+    "truncated-charset": (1, Tlv(0x0002, bytes.fromhex("0501 0001 01 0101 0002 0000"))),
+    # A rendezvous ICBM without its rendezvous TLV 0x05.
+    "channel2-no-tlv5": (2, Tlv(0x0003, b"")),
+    # A channel-4 text without its NUL.
+    "channel4-no-nul": (4, Tlv(0x0005, bytes.fromhex("39300000 01 00 0200 6869"))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+async def test_malformed_inbound_im_keeps_session(
+    oscar_server: OscarServer, tmp_path: Path, case: str
+) -> None:
+    channel, tlv = MALFORMED[case]
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    async with running_proxy(oscar_server, tmp_path, policy(alice)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        await remote.send_im_tlvs(alice, (tlv,), channel=channel)
+        received = incoming(await drain(local.bos))
+        assert [m.channel for m in received] == [1]
+        assert "could not read" in notice_texts(received)[0]
+        await check_still_open(proxy, local, remote)
+        assert sequence_gaps(local.bos.received) == []
+
+    [record] = proxy.records(kind="message", action="blocked")
+    assert record["direction"] == "inbound"
+    assert record["rule"] == UNREADABLE
+    assert record["text"] is None
+    assert record["details"]["decode_error"]
+    assert record["details"]["icbm_channel"] == channel
+
+
+async def test_malformed_outbound_im_keeps_session(
+    oscar_server: OscarServer, tmp_path: Path
+) -> None:
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    async with running_proxy(oscar_server, tmp_path, policy(alice)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        channel, tlv = MALFORMED["fragment-overflow"]
+        request_id = await local.send_im_tlvs(bob, (tlv,), channel=channel)
+        frames = await drain(local.bos)
+        errors = snacs_of(frames, Family.ICBM, IcbmSubtype.ERROR)
+        assert [error.request_id for error in errors] == [request_id]
+        assert parse_error(errors[0]).code == ErrorCode.REQUEST_DENIED
+        assert incoming(await drain(remote.bos, quiet=0.3)) == []
+
+        await local.send_im(bob, "after the bad one")
+        assert notice_texts(incoming(await drain(remote.bos))) == ["after the bad one"]
+        assert sequence_gaps(local.bos.received) == []
+
+    [record] = proxy.records(kind="message", action="blocked")
+    assert record["direction"] == "outbound"
+    assert record["rule"] == UNREADABLE
+    assert record["remote"] == bob.lower()
+    assert "fragment" in record["details"]["decode_error"]
 
 
 # Chat room naming

@@ -8,8 +8,10 @@ and attribute values are never touched and an entity is replaced whole.
 
 Each rewritten ICBM text fragment keeps its charset when the new text fits it
 and is re-encoded as UCS-2 otherwise; fragments whose text did not change keep
-their original bytes. Chat text works the same way, switching the encoding
-name to ``unicode-2-0`` when it must.
+their original bytes. Chat text and rendezvous invitation text work the same way, switching the
+encoding name to ``unicode-2-0`` when they must. Channel-4 (ICQ-style) text is
+not markup: its characters are replaced one for one, and the text is
+re-encoded as UTF-8 when the replacement does not fit its charset.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from dataclasses import dataclass
 from ..protocol.buffer import u16
 from ..protocol.chat import ENCODING_TLV, MESSAGE_INFO_TLV, TEXT_TLV, ChatMessage
 from ..protocol.enums import Charset, IcbmTlv
-from ..protocol.icbm import TEXT_ID, Fragment, Icbm, MessageBody, TextPart
+from ..protocol.icbm import (
+    ICQ_PLAIN_TEXT,
+    TEXT_ID,
+    Fragment,
+    Icbm,
+    IcqMessage,
+    MessageBody,
+    TextPart,
+)
+from ..protocol.rendezvous import Rendezvous, with_invitation
 from ..protocol.text import is_invisible, remove_invisible
 from ..protocol.tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, replace_tlv
 
@@ -36,6 +47,10 @@ _LINE_BREAK_END_TAGS = frozenset({"p", "div"})
 _CODECS = {"ascii": "ascii", "utf-8": "utf-8", "latin-1": "latin-1", "ucs-2": "utf-16-be"}
 
 UCS2_CHAT_ENCODING = b"unicode-2-0"
+
+
+class RedactionError(Exception):
+    """A message that the proxy cannot rewrite, so a redaction must block it instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +208,56 @@ def _set_tlv(tlvs: Tlvs, tlv_type: int, value: bytes) -> Tlvs:
     if find_tlv(tlvs, tlv_type) is None:
         return (*tlvs, Tlv(tlv_type, value))
     return replace_tlv(tlvs, tlv_type, value)
+
+
+def redact_icq(
+    body: bytes, icbm: Icbm, message: IcqMessage, regex: re.Pattern[str], replacement: str
+) -> bytes:
+    """Return the SNAC body of a channel-4 ``icbm`` with its text redacted.
+
+    Only plain-text messages are rewritten. Other types hold fields whose
+    separators the plain text shows as line breaks, so they raise RedactionError.
+    """
+    if message.message_type != ICQ_PLAIN_TEXT:
+        raise RedactionError(
+            f"channel-4 message type 0x{message.message_type:02x} is not plain text"
+        )
+    output = list(message.text)
+    visible = [index for index, char in enumerate(message.text) if not is_invisible(char)]
+    for match in regex.finditer(message.plain):
+        for position in range(match.start(), match.end()):
+            output[visible[position]] = replacement
+    text = "".join(output)
+    codec = _CODECS.get(message.charset_name, "utf-8")
+    try:
+        raw = text.encode(codec)
+    except UnicodeEncodeError:
+        # NOTE: a client reading ISO-8859-1 shows the UTF-8 replacement as two or
+        # three other characters; the redacted text stays hidden either way.
+        raw = text.encode("utf-8")
+    value = message.with_raw(raw)
+    return replace_icbm_tlvs(body, icbm, replace_tlv(icbm.tlvs, IcbmTlv.RENDEZVOUS, value))
+
+
+def redact_invitation(
+    body: bytes, icbm: Icbm, rendezvous: Rendezvous, regex: re.Pattern[str], replacement: str
+) -> bytes:
+    """Return the SNAC body of a channel-2 ``icbm`` with its invitation text redacted."""
+    invitation = rendezvous.invitation
+    block = find_tlv(icbm.tlvs, IcbmTlv.RENDEZVOUS)
+    if invitation is None or block is None:
+        return body
+    text = redact_text(invitation.markup, regex, replacement)
+    codec = _CODECS.get(invitation.charset_name)
+    encoding: str | None = None
+    raw: bytes | None = None
+    if codec is not None:
+        try:
+            raw = text.encode(codec)
+        except UnicodeEncodeError:
+            raw = None
+    if raw is None:
+        raw = text.encode("utf-16-be")
+        encoding = UCS2_CHAT_ENCODING.decode("ascii")
+    value = with_invitation(block, rendezvous, raw, encoding)
+    return replace_icbm_tlvs(body, icbm, replace_tlv(icbm.tlvs, IcbmTlv.RENDEZVOUS, value))

@@ -4,7 +4,10 @@ Send (0x0004/0x0006): ICBM cookie (8 bytes), channel (u16), screen name (u8
 length), TLVs. Receive (0x0004/0x0007): cookie, channel, the sender's user info
 block, TLVs. On channel 1 the text is in TLV 0x02 as fragments: id (u8),
 version (u8), length (u16), data; 05 01 lists features, and each 01 01 holds
-charset (u16), subset (u16) and text.
+charset (u16), subset (u16) and text. On channel 4 (ICQ-style) the text is in
+TLV 0x05, little-endian: sender UIN (u32), message type (u8), flags (u8), then
+the text with its u16 length, ending in NUL (Open OSCAR Server v0.22.0,
+``wire.ICBMCh4Message``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from .buffer import ByteReader, u16
 from .enums import Family, IcbmChannel, IcbmSubtype, IcbmTlv
 from .errors import ProtocolError
 from .snac import Snac, encode_snac
-from .text import decode_fragment_text, encode_fragment_text, markup_to_plain
+from .text import (
+    decode_fragment_text,
+    decode_legacy_text,
+    encode_fragment_text,
+    markup_to_plain,
+    remove_invisible,
+)
 from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end, replace_tlv
 from .userinfo import UserInfo, decode_screen_name, read_user_info
 
@@ -24,6 +33,11 @@ TEXT_ID = 0x01
 FRAGMENT_VERSION = 0x01
 DEFAULT_FEATURES = b"\x01"
 COOKIE_SIZE = 8
+
+# Channel-4 message types: 0x01 is plain text. Other types (URL, authorization
+# request, contacts) hold several fields separated by 0xFE.
+ICQ_PLAIN_TEXT = 0x01
+ICQ_FIELD_SEPARATOR = b"\xfe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +120,69 @@ def encode_message_body(text: str, features: bytes = DEFAULT_FEATURES) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class IcqMessage:
+    """Decoded TLV 0x05 of a channel-4 ICBM.
+
+    ``raw`` is the text without its NUL. Channel-4 text is not markup, so
+    ``markup`` is the text itself and ``plain`` only drops format characters.
+    """
+
+    uin: int
+    message_type: int
+    flags: int
+    raw: bytes = field(repr=False)
+    text: str = field(repr=False)
+    charset_name: str
+
+    @property
+    def markup(self) -> str:
+        return self.text
+
+    @property
+    def plain(self) -> str:
+        return remove_invisible(self.text)
+
+    def with_raw(self, raw: bytes) -> bytes:
+        """Return TLV 0x05 with ``raw`` as the text and every other field kept."""
+        return encode_icq_message(self.uin, self.message_type, self.flags, raw)
+
+
+def parse_icq_message(data: bytes) -> IcqMessage:
+    """Decode channel-4 TLV 0x05; raise ProtocolError unless it holds exactly one text.
+
+    For types other than plain text, the 0xFE field separators become line breaks.
+    """
+    reader = ByteReader(data, "ICBM channel-4 message")
+    uin = int.from_bytes(reader.take(4, "sender UIN"), "little")
+    message_type = reader.u8("message type")
+    flags = reader.u8("message flags")
+    length = int.from_bytes(reader.take(2, "text length"), "little")
+    raw = reader.take(length, "text")
+    if reader.remaining:
+        raise ProtocolError(
+            "ICBM channel-4 message: bytes after the text", actual=f"{reader.remaining} bytes"
+        )
+    if raw:
+        if raw[-1] != 0:
+            raise ProtocolError("ICBM channel-4 message: text does not end in NUL")
+        raw = raw[:-1]
+    if b"\x00" in raw:
+        raise ProtocolError("ICBM channel-4 message: NUL inside the text")
+    lines = raw if message_type == ICQ_PLAIN_TEXT else raw.replace(ICQ_FIELD_SEPARATOR, b"\n")
+    text, charset_name = decode_legacy_text(lines)
+    return IcqMessage(uin, message_type, flags, raw, text, charset_name)
+
+
+def encode_icq_message(uin: int, message_type: int, flags: int, raw: bytes) -> bytes:
+    """Build channel-4 TLV 0x05 around ``raw`` (text bytes without the NUL)."""
+    text = raw + b"\x00"
+    if len(text) > 0xFFFF:
+        raise ProtocolError("ICBM channel-4 text too long", expected=0xFFFF, actual=len(text))
+    head = uin.to_bytes(4, "little") + bytes([message_type, flags])
+    return head + len(text).to_bytes(2, "little") + text
+
+
+@dataclass(frozen=True, slots=True)
 class Icbm:
     """A decoded ICBM send (outbound) or receive (inbound)."""
 
@@ -122,6 +199,15 @@ class Icbm:
         if self.channel != IcbmChannel.IM or raw is None:
             return None
         return parse_message_body(raw)
+
+    @property
+    def icq_message(self) -> IcqMessage | None:
+        """The channel-4 message, or None for other channels or a missing TLV 0x05."""
+        # TLV 0x05 carries the data of both channel 2 and channel 4.
+        raw = find_tlv(self.tlvs, IcbmTlv.RENDEZVOUS)
+        if self.channel != IcbmChannel.DATA or raw is None:
+            return None
+        return parse_icq_message(raw)
 
     @property
     def auto_response(self) -> bool:

@@ -3,9 +3,10 @@ and chat invitations.
 
 TLV 0x05 of the ICBM holds: type (u16: 0 propose, 1 cancel, 2 accept), cookie
 (8 bytes), capability (16 bytes), then TLVs: 0x02 proxy IP, 0x03 requester IP,
-0x04 verified IP, 0x05 port, 0x0A sequence, 0x10 use proxy, and 0x2711 service
-data. For Send File the service data is: multiple-files flag (u16), file count
-(u16), total size (u32), then the file name ending in NUL.
+0x04 verified IP, 0x05 port, 0x0A sequence, 0x0C invitation text, 0x0D its
+charset name, 0x0E its language, 0x10 use proxy, and 0x2711 service data. For
+Send File the service data is: multiple-files flag (u16), file count (u16),
+total size (u32), then the file name ending in NUL.
 """
 
 from __future__ import annotations
@@ -18,11 +19,35 @@ from .buffer import ByteReader, u16, u32
 from .enums import IcbmChannel, IcbmTlv
 from .errors import ProtocolError
 from .icbm import Icbm
-from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end
+from .text import decode_chat_text, markup_to_plain
+from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end, replace_tlv
 
 SERVICE_DATA_TLV = 0x2711
 PORT_TLV = 0x0005
 REQUESTER_IP_TLV = 0x0003
+INVITATION_TLV = 0x000C
+INVITATION_CHARSET_TLV = 0x000D
+INVITATION_LANGUAGE_TLV = 0x000E
+# Size of the rendezvous block before its TLVs: type, cookie and capability.
+BLOCK_HEAD_SIZE = 2 + 8 + 16
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """The text of rendezvous TLV 0x0C, decoded by the charset name in TLV 0x0D.
+
+    Clients show it as HTML, like IM text. Without TLV 0x0D it is read as
+    US-ASCII, with UTF-8 and then ISO-8859-1 for other bytes.
+    """
+
+    raw: bytes = field(repr=False)
+    encoding: str | None
+    markup: str = field(repr=False)
+    charset_name: str
+
+    @property
+    def plain(self) -> str:
+        return markup_to_plain(self.markup)
 
 
 class Capability(Enum):
@@ -50,6 +75,17 @@ class Rendezvous:
             return None
 
     @property
+    def invitation(self) -> Invitation | None:
+        """The invitation text, or None when TLV 0x0C is absent."""
+        raw = find_tlv(self.tlvs, INVITATION_TLV)
+        if raw is None:
+            return None
+        encoding_raw = find_tlv(self.tlvs, INVITATION_CHARSET_TLV)
+        encoding = None if encoding_raw is None else encoding_raw.decode("ascii", "replace")
+        markup, charset_name = decode_chat_text(encoding, raw)
+        return Invitation(raw, encoding, markup, charset_name)
+
+    @property
     def port(self) -> int | None:
         raw = find_tlv(self.tlvs, PORT_TLV)
         return int.from_bytes(raw, "big") if raw is not None and len(raw) == 2 else None
@@ -63,6 +99,51 @@ def parse_rendezvous(icbm: Icbm) -> Rendezvous | None:
     if raw is None:
         raise ProtocolError("channel-2 ICBM has no rendezvous TLV", expected=IcbmTlv.RENDEZVOUS)
     return parse_rendezvous_block(raw)
+
+
+def replace_block_tlvs(raw: bytes, tlvs: Tlvs) -> bytes:
+    """Return the rendezvous block ``raw`` with its TLVs replaced and its head kept."""
+    return raw[:BLOCK_HEAD_SIZE] + encode_tlvs(tlvs)
+
+
+def with_invitation(
+    raw: bytes, rendezvous: Rendezvous, text: bytes, encoding: str | None
+) -> bytes:
+    """Return the block ``raw`` (parsed as ``rendezvous``) with new invitation text.
+
+    ``encoding`` replaces TLV 0x0D, or is added when the block had none; None
+    leaves TLV 0x0D as it was.
+    """
+    tlvs = replace_tlv(rendezvous.tlvs, INVITATION_TLV, text)
+    if encoding is not None:
+        value = encoding.encode("ascii")
+        if find_tlv(tlvs, INVITATION_CHARSET_TLV) is None:
+            tlvs = (*tlvs, Tlv(INVITATION_CHARSET_TLV, value))
+        else:
+            tlvs = replace_tlv(tlvs, INVITATION_CHARSET_TLV, value)
+    return replace_block_tlvs(raw, tlvs)
+
+
+def encode_chat_invitation(cookie: bytes, room_tlv_value: bytes, text: str) -> Tlv:
+    """Build ICBM TLV 0x05 for a chat invitation with text (used by the scripted client).
+
+    ``room_tlv_value`` is the service data: exchange (u16), room cookie (u8
+    length) and instance (u16). ASCII text is sent as us-ascii, other text as
+    UCS-2 under the name unicode-2-0.
+    """
+    if text.isascii():
+        raw, encoding = text.encode("ascii"), b"us-ascii"
+    else:
+        raw, encoding = text.encode("utf-16-be"), b"unicode-2-0"
+    tlvs = (
+        Tlv(0x000A, u16(1)),
+        Tlv(INVITATION_TLV, raw),
+        Tlv(INVITATION_CHARSET_TLV, encoding),
+        Tlv(INVITATION_LANGUAGE_TLV, b"en"),
+        Tlv(SERVICE_DATA_TLV, room_tlv_value),
+    )
+    head = u16(0) + cookie + Capability.CHAT_INVITE.value.bytes
+    return Tlv(IcbmTlv.RENDEZVOUS, head + encode_tlvs(tlvs))
 
 
 def parse_rendezvous_block(raw: bytes) -> Rendezvous:

@@ -65,6 +65,13 @@ def decode_chat_text(encoding: str | None, data: bytes) -> tuple[str, str]:
     return _decode_utf8_or_latin1(data)
 
 
+def decode_legacy_text(data: bytes) -> tuple[str, str]:
+    """Decode text that names no charset (ICQ-style messages): ASCII, UTF-8, else ISO-8859-1."""
+    if data.isascii():
+        return data.decode("ascii"), "ascii"
+    return _decode_utf8_or_latin1(data)
+
+
 def _decode_or_replace(data: bytes, codec: str, name: str) -> tuple[str, str]:
     try:
         return data.decode(codec), name

@@ -4,9 +4,16 @@ Every handler reads the current policy when its frame arrives, so a reload
 applies from the next message on. The order is always: decide, archive, then
 inject, forward or withhold. Records keep the text as the sender wrote it,
 with the action taken and the rule that decided. A message that cannot be
-archived is not delivered. Withheld frames go through ``FrameSink.drop`` and
+archived is not delivered. Withheld frames go through the inspector's
+``_withhold_from_client`` and ``_withhold_from_server`` (``FrameSink.drop``) and
 injected ones through ``FrameSink.inject``, so the FLAP sequence each peer sees
 has no gap.
+
+Rules read the text of channel-1 IMs, channel-4 (ICQ-style) messages and the
+invitation text of channel-2 rendezvous, and of chat messages. An ICBM on
+another channel, or a message whose body does not decode, is withheld and
+archived as blocked with the rule ``unreadable-message``. The session stays
+open in both cases.
 
 Notices reach the local user in the conversation they concern: an IM notice
 arrives as a message apparently from the remote party, a chat notice as a room
@@ -24,17 +31,30 @@ from typing import TYPE_CHECKING, Any
 from ..archive import ArchiveRecord
 from ..policy.disclaimer import Conversation, encoded_size, render
 from ..policy.engine import MessageKind, Policy
-from ..policy.redact import redact_chat, redact_icbm
+from ..policy.redact import (
+    RedactionError,
+    redact_chat,
+    redact_icbm,
+    redact_icq,
+    redact_invitation,
+)
 from ..protocol.chat import ChatMessage, parse_chat_receive, parse_chat_send
-from ..protocol.enums import Family, IcbmChannel, RendezvousType
+from ..protocol.enums import Family, IcbmChannel, IcbmTlv, RendezvousType
 from ..protocol.errors import ProtocolError
-from ..protocol.flap import Flap
-from ..protocol.icbm import Icbm, parse_icbm_receive, parse_icbm_send, parse_typing
-from ..protocol.rendezvous import Capability, Rendezvous, parse_rendezvous
-from ..protocol.snac import Snac
+from ..protocol.flap import MAX_PAYLOAD, Flap
+from ..protocol.icbm import (
+    Icbm,
+    parse_icbm_receive,
+    parse_icbm_send,
+    parse_typing,
+)
+from ..protocol.rendezvous import Capability, Rendezvous, parse_rendezvous_block
+from ..protocol.snac import HEADER_SIZE, Snac
+from ..protocol.tlv import find_tlv
 from ..protocol.userinfo import normalize_screen_name
 from . import records
 from .inject import Injector
+from .records import UNREADABLE_RULE, ShownText
 from .state import SessionState
 
 if TYPE_CHECKING:
@@ -60,6 +80,41 @@ class Verdict:
     notice: str = ""
     body: bytes | None = None  # the rewritten SNAC body of a redaction
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IcbmContent:
+    """The content of an ICBM, decoded once: its text, and on channel 2 the rendezvous."""
+
+    text: ShownText | None
+    rendezvous: Rendezvous | None = None
+
+
+def decode_icbm(icbm: Icbm) -> IcbmContent:
+    """Decode the text of an ICBM on any channel the proxy reads (1, 2 and 4).
+
+    Raises ProtocolError for another channel or a body that does not decode, so
+    the caller withholds what it cannot inspect.
+    """
+    if icbm.channel == IcbmChannel.IM:
+        return IcbmContent(icbm.message)
+    if icbm.channel == IcbmChannel.DATA:
+        message = icbm.icq_message
+        if message is None:
+            raise ProtocolError("channel-4 ICBM has no message TLV", expected=IcbmTlv.RENDEZVOUS)
+        return IcbmContent(message)
+    if icbm.channel == IcbmChannel.RENDEZVOUS:
+        block = find_tlv(icbm.tlvs, IcbmTlv.RENDEZVOUS)
+        if block is None:
+            raise ProtocolError(
+                "channel-2 ICBM has no rendezvous TLV", expected=IcbmTlv.RENDEZVOUS
+            )
+        rendezvous = parse_rendezvous_block(block)
+        return IcbmContent(rendezvous.invitation, rendezvous)
+    raise ProtocolError("ICBM channel that the proxy cannot read", actual=icbm.channel)
+
+
+UNREADABLE_NOTICE = "This message was not delivered: the compliance proxy could not read it."
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +152,7 @@ class Enforcer:
     async def server_reply(self, frame: Flap, snac: Snac) -> None:
         """Withhold the server's ack or error for an injected ICBM; forward the rest."""
         if self.injector.consume_reply(snac):
-            self.conn.to_client.drop(frame)
+            self.inspector._withhold_from_client(frame)
             return
         self.inspector._forward_to_client(frame)
 
@@ -122,37 +177,57 @@ class Enforcer:
     # Instant messages
 
     async def outbound_icbm(self, frame: Flap, snac: Snac) -> None:
-        icbm = parse_icbm_send(snac)
+        try:
+            icbm = parse_icbm_send(snac)
+        except ProtocolError as error:
+            await self._withhold_unreadable_outbound(frame, snac, Family.ICBM, None, None, error)
+            return
         self.inspector.identify()
         remote = icbm.screen_name
+        try:
+            content = decode_icbm(icbm)
+        except ProtocolError as error:
+            await self._withhold_unreadable_outbound(
+                frame, snac, Family.ICBM, remote, icbm.channel, error
+            )
+            return
         party = self.policy.denying_party_rule(self.state.identity, remote)
         if party is not None:
-            record = self._icbm_record(icbm, "outbound", "blocked", rule=party.name)
+            record = self._icbm_record(icbm, content, "outbound", "blocked", rule=party.name)
             notice = self.policy.party_notice(party, remote)
             await self._withhold_outbound(frame, snac, record, notice, remote, "remote party")
             return
-        if icbm.channel == IcbmChannel.RENDEZVOUS:
-            await self._outbound_rendezvous(frame, snac, icbm)
+        rendezvous = content.rendezvous
+        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
+            self.conn.context.metrics.rendezvous_blocked()
+            record = self._icbm_record(icbm, content, "outbound", "blocked")
+            notice = f"{_describe(rendezvous)} to {remote} was blocked. "
+            notice += self.policy.rendezvous_notice()
+            await self._withhold_outbound(frame, snac, record, notice, remote, "rendezvous")
             return
-        verdict = self._icbm_verdict(snac, icbm, parse_icbm_send, "outbound")
+        verdict = self._icbm_verdict(snac, icbm, content, parse_icbm_send, "outbound")
         if verdict.action == "blocked":
-            record = self._icbm_record(icbm, "outbound", "blocked", verdict.rule, verdict.details)
+            record = self._icbm_record(
+                icbm, content, "outbound", "blocked", verdict.rule, verdict.details
+            )
             await self._withhold_outbound(frame, snac, record, verdict.notice, remote, "content")
             return
-        await self._deliver_outbound(frame, snac, icbm, verdict)
+        await self._deliver_outbound(frame, snac, icbm, content, verdict)
 
     async def _deliver_outbound(
-        self, frame: Flap, snac: Snac, icbm: Icbm, verdict: Verdict
+        self, frame: Flap, snac: Snac, icbm: Icbm, content: IcbmContent, verdict: Verdict
     ) -> None:
         remote = icbm.screen_name
-        disclaimer = self._claim_disclaimer("outbound", remote, icbm)
-        if disclaimer is not None and not self._disclaimer_fits(disclaimer):
-            record = self._icbm_record(icbm, "outbound", "blocked", extra=_TOO_LONG)
-            await self._withhold_outbound(
-                frame, snac, record, self._too_long_notice(), remote, "disclaimer size"
-            )
+        disclaimer = self._claim_disclaimer("outbound", remote, icbm, content)
+        rejection = self._disclaimer_rejection(disclaimer)
+        if rejection is not None:
+            details, notice = rejection
+            record = self._icbm_record(icbm, content, "outbound", "blocked", extra=details)
+            await self._withhold_outbound(frame, snac, record, notice, remote, "disclaimer")
             return
-        record = self._icbm_record(icbm, "outbound", verdict.action, verdict.rule, verdict.details)
+        record = self._icbm_record(
+            icbm, content, "outbound", verdict.action, verdict.rule, verdict.details
+        )
         if not await self._archive_with_disclaimer(disclaimer, record):
             self.inspector._refuse_outbound(frame, Family.ICBM, snac)
             return
@@ -165,39 +240,59 @@ class Enforcer:
             await self._notify_im(remote, verdict.notice, "outbound", remote, verdict.rule, reason)
 
     async def inbound_icbm(self, frame: Flap, snac: Snac) -> None:
-        icbm = parse_icbm_receive(snac)
+        try:
+            icbm = parse_icbm_receive(snac)
+        except ProtocolError as error:
+            await self._withhold_unreadable_inbound(frame, None, None, error)
+            return
         self.inspector.identify()
         remote = icbm.screen_name
+        try:
+            content = decode_icbm(icbm)
+        except ProtocolError as error:
+            await self._withhold_unreadable_inbound(frame, remote, icbm.channel, error)
+            return
         party = self.policy.denying_party_rule(self.state.identity, remote)
         if party is not None:
-            record = self._icbm_record(icbm, "inbound", "blocked", rule=party.name)
+            record = self._icbm_record(icbm, content, "inbound", "blocked", rule=party.name)
             notice = self.policy.party_notice(party, remote)
             await self._withhold_inbound(frame, record, notice, remote, "remote party")
             return
-        if icbm.channel == IcbmChannel.RENDEZVOUS:
-            await self._inbound_rendezvous(frame, icbm)
+        rendezvous = content.rendezvous
+        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
+            self.conn.context.metrics.rendezvous_blocked()
+            record = self._icbm_record(icbm, content, "inbound", "blocked")
+            # NOTE: the remote client gets no cancel, so it waits until it gives up.
+            notice = f"{remote} proposed {_describe(rendezvous)}, which was blocked. "
+            notice += self.policy.rendezvous_notice()
+            await self._withhold_inbound(frame, record, notice, remote, "rendezvous")
             return
-        verdict = self._icbm_verdict(snac, icbm, parse_icbm_receive, "inbound")
+        verdict = self._icbm_verdict(snac, icbm, content, parse_icbm_receive, "inbound")
         if verdict.action == "blocked":
-            record = self._icbm_record(icbm, "inbound", "blocked", verdict.rule, verdict.details)
+            record = self._icbm_record(
+                icbm, content, "inbound", "blocked", verdict.rule, verdict.details
+            )
             await self._withhold_inbound(frame, record, verdict.notice, remote, "content")
             return
-        await self._deliver_inbound(frame, snac, icbm, verdict)
+        await self._deliver_inbound(frame, snac, icbm, content, verdict)
 
     async def _deliver_inbound(
-        self, frame: Flap, snac: Snac, icbm: Icbm, verdict: Verdict
+        self, frame: Flap, snac: Snac, icbm: Icbm, content: IcbmContent, verdict: Verdict
     ) -> None:
         remote = icbm.screen_name
-        disclaimer = self._claim_disclaimer("inbound", remote, icbm)
-        if disclaimer is not None and not self._disclaimer_fits(disclaimer):
-            record = self._icbm_record(icbm, "inbound", "blocked", extra=_TOO_LONG)
-            notice = self._too_long_notice()
-            await self._withhold_inbound(frame, record, notice, remote, "disclaimer size")
+        disclaimer = self._claim_disclaimer("inbound", remote, icbm, content)
+        rejection = self._disclaimer_rejection(disclaimer)
+        if rejection is not None:
+            details, notice = rejection
+            record = self._icbm_record(icbm, content, "inbound", "blocked", extra=details)
+            await self._withhold_inbound(frame, record, notice, remote, "disclaimer")
             return
-        record = self._icbm_record(icbm, "inbound", verdict.action, verdict.rule, verdict.details)
+        record = self._icbm_record(
+            icbm, content, "inbound", verdict.action, verdict.rule, verdict.details
+        )
         if not await self._archive_with_disclaimer(disclaimer, record):
             # NOTE: the sender gets no notice, because the server already accepted the message.
-            self.conn.to_client.drop(frame)
+            self.inspector._withhold_from_client(frame)
             self.conn.log.error("inbound message withheld: it could not be archived")
             return
         if disclaimer is not None:
@@ -209,48 +304,111 @@ class Enforcer:
             await self._notify_im(remote, verdict.notice, "inbound", remote, verdict.rule, reason)
 
     def _icbm_verdict(
-        self, snac: Snac, icbm: Icbm, parse: Callable[[Snac], Icbm], direction: str
+        self,
+        snac: Snac,
+        icbm: Icbm,
+        content: IcbmContent,
+        parse: Callable[[Snac], Icbm],
+        direction: str,
     ) -> Verdict:
-        body = icbm.message
-        if body is None:
+        text = content.text
+        if text is None:
             return Verdict("delivered")
 
         def rewrite(pattern: re.Pattern[str], replacement: str) -> tuple[bytes, str]:
-            new_body = redact_icbm(snac.body, icbm, pattern, replacement)
-            message = parse(snac.with_body(new_body)).message
-            return new_body, message.plain if message is not None else ""
+            new_body = _redact_icbm(snac.body, icbm, content, pattern, replacement)
+            redacted = decode_icbm(parse(snac.with_body(new_body))).text
+            return new_body, redacted.plain if redacted is not None else ""
 
-        return self._content_verdict(body.plain, "im", rewrite, direction, icbm.screen_name)
+        return self._content_verdict(text.plain, "im", rewrite, direction, icbm.screen_name)
 
     def _icbm_record(
         self,
         icbm: Icbm,
+        content: IcbmContent,
         direction: str,
         action: str,
         rule: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> ArchiveRecord:
-        if icbm.channel == IcbmChannel.RENDEZVOUS:
-            rendezvous = parse_rendezvous(icbm)
-            if rendezvous is not None:
-                return records.rendezvous_record(
-                    self.state, icbm, rendezvous, direction, action, rule=rule
-                )
-        return records.message_record(self.state, icbm, direction, action, rule=rule, extra=extra)
+        if content.rendezvous is not None:
+            return records.rendezvous_record(
+                self.state,
+                icbm,
+                content.rendezvous,
+                direction,
+                action,
+                text=content.text,
+                rule=rule,
+                extra=extra,
+            )
+        return records.message_record(
+            self.state, icbm, direction, action, text=content.text, rule=rule, extra=extra
+        )
+
+    # Messages the proxy cannot decode
+
+    async def _withhold_unreadable_outbound(
+        self,
+        frame: Flap,
+        snac: Snac,
+        family: int,
+        remote: str | None,
+        channel: int | None,
+        error: ProtocolError,
+    ) -> None:
+        """Withhold a client message that does not decode; the session stays open."""
+        kind = "message" if family == Family.ICBM else "chat"
+        self.inspector._withhold_from_server(frame)
+        record = records.unreadable_record(
+            self.state, kind, "outbound", remote=remote, decode_error=error.rule, channel=channel
+        )
+        await self.inspector._archive(record)
+        self.injector.error(family, snac.request_id)
+        self.conn.context.metrics.message("outbound", "blocked")
+        self.conn.log.warning("outbound %s withheld: it does not decode: %s", kind, error)
+        if family == Family.ICBM:
+            await self._notify_im(
+                remote, UNREADABLE_NOTICE, "outbound", remote, UNREADABLE_RULE, "unreadable"
+            )
+        else:
+            await self._notify_chat(
+                UNREADABLE_NOTICE, "outbound", None, UNREADABLE_RULE, "unreadable"
+            )
+
+    async def _withhold_unreadable_inbound(
+        self, frame: Flap, remote: str | None, channel: int | None, error: ProtocolError
+    ) -> None:
+        """Withhold an ICBM from the server that does not decode; the session stays open."""
+        self.inspector._withhold_from_client(frame)
+        record = records.unreadable_record(
+            self.state,
+            "message",
+            "inbound",
+            remote=remote,
+            decode_error=error.rule,
+            channel=channel,
+        )
+        await self.inspector._archive(record)
+        self.conn.context.metrics.message("inbound", "blocked")
+        self.conn.log.warning("inbound message withheld: it does not decode: %s", error)
+        sender = remote or "an unknown sender"
+        notice = f"A message from {sender} was withheld: the compliance proxy could not read it."
+        await self._notify_im(remote, notice, "inbound", remote, UNREADABLE_RULE, "unreadable")
 
     # Typing notifications
 
     async def outbound_typing(self, frame: Flap, snac: Snac) -> None:
         """Withhold typing notifications to a denied party, without a notice."""
         if self._typing_denied(snac):
-            self.conn._to_server().drop(frame)
+            self.inspector._withhold_from_server(frame)
             return
         self.inspector._forward_to_server(frame)
 
     async def inbound_typing(self, frame: Flap, snac: Snac) -> None:
         """Withhold typing notifications from a denied party, without a notice."""
         if self._typing_denied(snac):
-            self.conn.to_client.drop(frame)
+            self.inspector._withhold_from_client(frame)
             return
         self.inspector._forward_to_client(frame)
 
@@ -266,40 +424,6 @@ class Enforcer:
 
     # Rendezvous
 
-    async def _outbound_rendezvous(self, frame: Flap, snac: Snac, icbm: Icbm) -> None:
-        rendezvous = parse_rendezvous(icbm)
-        remote = icbm.screen_name
-        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
-            self.conn.context.metrics.rendezvous_blocked()
-            record = records.rendezvous_record(self.state, icbm, rendezvous, "outbound", "blocked")
-            notice = f"{_describe(rendezvous)} to {remote} was blocked. "
-            notice += self.policy.rendezvous_notice()
-            await self._withhold_outbound(frame, snac, record, notice, remote, "rendezvous")
-            return
-        if not await self.inspector._archive(self._icbm_record(icbm, "outbound", "delivered")):
-            self.inspector._refuse_outbound(frame, Family.ICBM, snac)
-            return
-        self.conn.context.metrics.message("outbound", "delivered")
-        self.inspector._forward_to_server(frame)
-
-    async def _inbound_rendezvous(self, frame: Flap, icbm: Icbm) -> None:
-        rendezvous = parse_rendezvous(icbm)
-        remote = icbm.screen_name
-        if rendezvous is not None and self._rendezvous_blocked(rendezvous):
-            self.conn.context.metrics.rendezvous_blocked()
-            record = records.rendezvous_record(self.state, icbm, rendezvous, "inbound", "blocked")
-            # NOTE: the remote client gets no cancel, so it waits until it gives up.
-            notice = f"{remote} proposed {_describe(rendezvous)}, which was blocked. "
-            notice += self.policy.rendezvous_notice()
-            await self._withhold_inbound(frame, record, notice, remote, "rendezvous")
-            return
-        if not await self.inspector._archive(self._icbm_record(icbm, "inbound", "delivered")):
-            self.conn.to_client.drop(frame)
-            self.conn.log.error("inbound rendezvous withheld: it could not be archived")
-            return
-        self.conn.context.metrics.message("inbound", "delivered")
-        self.inspector._forward_to_client(frame)
-
     def _rendezvous_blocked(self, rendezvous: Rendezvous) -> bool:
         if rendezvous.type != RendezvousType.PROPOSE:
             return False
@@ -308,8 +432,14 @@ class Enforcer:
     # Chat
 
     async def outbound_chat(self, frame: Flap, snac: Snac) -> None:
-        message = parse_chat_send(snac)
+        try:
+            message = parse_chat_send(snac)
+        except ProtocolError as error:
+            await self._withhold_unreadable_outbound(frame, snac, Family.CHAT, None, None, error)
+            return
         self.inspector.identify()
+        # NOTE: on a chat connection whose room the proxy never learned (no matching
+        # service request and no room info yet), rules with a room pattern match nothing.
         room = self.state.room or ""
         party = self.policy.denying_party_rule(self.state.identity, None, room)
         if party is not None:
@@ -338,7 +468,11 @@ class Enforcer:
             await self._notify_chat(verdict.notice, "outbound", None, rule, action)
 
     async def inbound_chat(self, frame: Flap, snac: Snac) -> None:
-        message = parse_chat_receive(snac)
+        try:
+            message = parse_chat_receive(snac)
+        except ProtocolError as error:
+            await self._withhold_unreadable_inbound_chat(frame, error)
+            return
         sender = message.sender.screen_name if message.sender is not None else ""
         self.inspector.identify()
         if normalize_screen_name(sender) == self.state.local:
@@ -357,14 +491,14 @@ class Enforcer:
             self.state, message, "inbound", action, rule=rule, extra=verdict.details
         )
         if action == "blocked":
-            self.conn.to_client.drop(frame)
+            self.inspector._withhold_from_client(frame)
             await self.inspector._archive(record)
             self.conn.context.metrics.message("inbound", "blocked")
             await self._notify_chat(verdict.notice, "inbound", sender, rule, "content")
             return
 
         if not await self.inspector._archive(record):
-            self.conn.to_client.drop(frame)
+            self.inspector._withhold_from_client(frame)
             self.conn.log.error("inbound chat message withheld: it could not be archived")
             return
         self.inspector._forward_to_client(_rewritten(frame, snac, verdict))
@@ -376,7 +510,7 @@ class Enforcer:
         self, frame: Flap, message: ChatMessage, rule: str, notice: str
     ) -> None:
         """Withhold a room message in a denied room; the user gets one notice per room."""
-        self.conn.to_client.drop(frame)
+        self.inspector._withhold_from_client(frame)
         record = records.chat_record(self.state, message, "inbound", "blocked", rule=rule)
         await self.inspector._archive(record)
         self.conn.context.metrics.message("inbound", "blocked")
@@ -387,6 +521,18 @@ class Enforcer:
         sender = message.sender.screen_name if message.sender is not None else None
         text = notice or f"Messages in {room} are withheld by the compliance policy (rule {rule})."
         await self._notify_chat(text, "inbound", sender, rule, "remote party")
+
+    async def _withhold_unreadable_inbound_chat(self, frame: Flap, error: ProtocolError) -> None:
+        """Withhold a room message from the server that does not decode; the session stays open."""
+        self.inspector._withhold_from_client(frame)
+        record = records.unreadable_record(
+            self.state, "chat", "inbound", remote=None, decode_error=error.rule
+        )
+        await self.inspector._archive(record)
+        self.conn.context.metrics.message("inbound", "blocked")
+        self.conn.log.warning("inbound chat message withheld: it does not decode: %s", error)
+        notice = "A room message was withheld: the compliance proxy could not read it."
+        await self._notify_chat(notice, "inbound", None, UNREADABLE_RULE, "unreadable")
 
     def _chat_verdict(
         self,
@@ -405,7 +551,7 @@ class Enforcer:
     async def _withhold_outbound_chat(
         self, frame: Flap, snac: Snac, record: ArchiveRecord, notice: str, reason: str
     ) -> None:
-        self.conn._to_server().drop(frame)
+        self.inspector._withhold_from_server(frame)
         await self.inspector._archive(record)
         self.injector.error(Family.CHAT, snac.request_id)
         self.conn.context.metrics.message("outbound", "blocked")
@@ -429,7 +575,19 @@ class Enforcer:
         if rule.action == "flag":
             return Verdict("flagged", rule.name, rule.notice_text("flag", remote, direction))
         if rule.action == "redact":
-            body, redacted_plain = rewrite(rule.regex, rule.config.replacement)
+            try:
+                body, redacted_plain = rewrite(rule.regex, rule.config.replacement)
+            except (RedactionError, ProtocolError) as error:
+                # The message cannot be rewritten (a TLV would overflow, say), so it is blocked.
+                log.warning(
+                    "rule %s cannot redact the message (%s); it is blocked", rule.name, error
+                )
+                notice = rule.notice_text("block", remote, direction)
+                return Verdict("blocked", rule.name, notice, details={"redaction_failed": True})
+            if HEADER_SIZE + len(body) > MAX_PAYLOAD:
+                log.warning("rule %s: the redacted message is too long; it is blocked", rule.name)
+                notice = rule.notice_text("block", remote, direction)
+                return Verdict("blocked", rule.name, notice, details={"redaction_failed": True})
             if not rule.regex.search(redacted_plain):
                 notice = rule.notice_text("redact", remote, direction)
                 details = {"delivered_text": redacted_plain}
@@ -443,9 +601,15 @@ class Enforcer:
 
     # Disclaimers
 
-    def _claim_disclaimer(self, direction: str, remote: str, icbm: Icbm) -> Disclaimer | None:
-        """Return the disclaimer due before this message, marking it as sent, or None."""
-        if icbm.channel != IcbmChannel.IM:
+    def _claim_disclaimer(
+        self, direction: str, remote: str, icbm: Icbm, content: IcbmContent
+    ) -> Disclaimer | None:
+        """Return the disclaimer due before this message, marking it as sent, or None.
+
+        Text messages on channels 1 and 4 start conversations. Rendezvous
+        proposals, chat invitations among them, get no disclaimer.
+        """
+        if icbm.channel not in (IcbmChannel.IM, IcbmChannel.DATA) or content.text is None:
             return None
         settings = self.policy.config.disclaimer
         template = settings.outbound if direction == "outbound" else settings.inbound
@@ -473,6 +637,19 @@ class Enforcer:
             disclaimer.local,
             normalize_screen_name(disclaimer.remote),
         )
+
+    def _disclaimer_rejection(
+        self, disclaimer: Disclaimer | None
+    ) -> tuple[dict[str, Any], str] | None:
+        """Return (record details, notice) when a due disclaimer cannot be sent, or None.
+
+        The claim is released then, so the next message tries again.
+        """
+        if disclaimer is None:
+            return None
+        if not self._disclaimer_fits(disclaimer):
+            return _TOO_LONG, self._too_long_notice()
+        return None
 
     def _disclaimer_fits(self, disclaimer: Disclaimer) -> bool:
         """Check both copies against the message limit; release the claim when one is too long."""
@@ -545,7 +722,7 @@ class Enforcer:
         reason: str,
     ) -> None:
         """Withhold a client's ICBM, reply to its request with an error, and show a notice."""
-        self.conn._to_server().drop(frame)
+        self.inspector._withhold_from_server(frame)
         await self.inspector._archive(record)
         self.injector.error(Family.ICBM, snac.request_id)
         self.conn.context.metrics.message("outbound", "blocked")
@@ -556,7 +733,7 @@ class Enforcer:
         self, frame: Flap, record: ArchiveRecord, notice: str, remote: str, reason: str
     ) -> None:
         """Withhold a server's ICBM from the client and show a notice instead."""
-        self.conn.to_client.drop(frame)
+        self.inspector._withhold_from_client(frame)
         await self.inspector._archive(record)
         self.conn.context.metrics.message("inbound", "blocked")
         self.conn.log.info("inbound %s blocked (%s, rule %s)", record.kind, reason, record.rule)
@@ -564,19 +741,24 @@ class Enforcer:
 
     async def _notify_im(
         self,
-        sender: str,
+        sender: str | None,
         text: str,
         direction: str,
         remote: str | None,
         rule: str | None,
         reason: str,
     ) -> None:
-        """Archive a notice, then show it as an IM from ``sender``, even if archiving failed."""
+        """Archive a notice, then show it as an IM from ``sender``, even if archiving failed.
+
+        An unknown sender is replaced by ``policy.notice_sender``.
+        """
         shown = self.policy.config.notice_prefix + text
         record = records.notice_record(
             self.state, direction, shown, remote=remote, rule=rule, reason=reason
         )
         await self.inspector._archive(record)
+        if sender is None:
+            sender = self.policy.config.notice_sender
         self.injector.notice_im(sender, shown)
 
     async def _notify_chat(
@@ -592,6 +774,18 @@ class Enforcer:
 
 
 _TOO_LONG = {"reason": "the disclaimer does not fit the server's message limit"}
+
+
+def _redact_icbm(
+    body: bytes, icbm: Icbm, content: IcbmContent, pattern: re.Pattern[str], replacement: str
+) -> bytes:
+    """Return the SNAC body of ``icbm`` with its text redacted, whatever its channel."""
+    if content.rendezvous is not None:
+        return redact_invitation(body, icbm, content.rendezvous, pattern, replacement)
+    message = icbm.icq_message
+    if message is not None:
+        return redact_icq(body, icbm, message, pattern, replacement)
+    return redact_icbm(body, icbm, pattern, replacement)
 
 
 def _rewritten(frame: Flap, snac: Snac, verdict: Verdict) -> Flap:

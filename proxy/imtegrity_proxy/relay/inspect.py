@@ -4,6 +4,9 @@ Frames are dispatched on (family, subtype) through two tables, one for each
 direction. A frame without a handler is forwarded unchanged. A handler either
 forwards the frame (possibly rewritten) or withholds it; withheld and injected
 frames are renumbered by the FrameSink, so neither peer sees a gap.
+
+A FLAP or SNAC header that does not parse closes the connection. A message
+body that does not decode is withheld by its handler, and the session goes on.
 """
 
 from __future__ import annotations
@@ -151,6 +154,14 @@ class Inspector:
 
     def _forward_to_client(self, frame: Flap) -> None:
         self.conn.to_client.relay(frame)
+
+    def _withhold_from_server(self, frame: Flap) -> None:
+        """Withhold a client's frame from the server; the client-to-server numbering closes up."""
+        self.conn._to_server().drop(frame)
+
+    def _withhold_from_client(self, frame: Flap) -> None:
+        """Withhold a server's frame from the client; the server-to-client numbering closes up."""
+        self.conn.to_client.drop(frame)
 
     # Sign-on
 
@@ -339,7 +350,7 @@ class Inspector:
 
     def _refuse_outbound(self, frame: Flap, family: int, snac: Snac) -> None:
         """Withhold a message that was not archived and tell the sender."""
-        self.conn._to_server().drop(frame)
+        self._withhold_from_server(frame)
         error = encode_error(family, snac.request_id, ErrorCode.SERVICE_UNAVAILABLE)
         self.conn.to_client.inject(Channel.DATA, error)
         self.conn.context.metrics.message("outbound", "failed")

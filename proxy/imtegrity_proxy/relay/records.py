@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ..archive import ArchiveRecord
 from ..archive.record import CHARSETS
@@ -11,6 +11,22 @@ from ..protocol.icbm import Icbm
 from ..protocol.rendezvous import Rendezvous
 from ..protocol.userinfo import normalize_screen_name
 from .state import SessionState
+
+# Rule name of a message withheld because the proxy could not decode it.
+UNREADABLE_RULE = "unreadable-message"
+
+
+class ShownText(Protocol):
+    """Decoded message text: as the sender wrote it, as a reader sees it, and its charset."""
+
+    @property
+    def markup(self) -> str: ...
+
+    @property
+    def plain(self) -> str: ...
+
+    @property
+    def charset_name(self) -> str: ...
 
 
 def _base(state: SessionState, kind: str, **fields: Any) -> ArchiveRecord:
@@ -42,36 +58,63 @@ def message_record(
     direction: str,
     action: str = "delivered",
     *,
+    text: ShownText | None = None,
     rule: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ArchiveRecord:
-    """Build the record of an IM; its text is the text the sender wrote, before any redaction."""
-    body = icbm.message
+    """Build the record of an IM; ``text`` is what the sender wrote, before any redaction."""
     details: dict[str, Any] = {"icbm_channel": icbm.channel, **(extra or {})}
     if icbm.auto_response:
         details["auto_response"] = True
-    if body is None:
-        return _base(
-            state,
-            "message",
-            direction=direction,
-            remote=_remote(icbm),
-            action=action,
-            rule=rule,
-            details=details,
-        )
-    charset, decoding = _charset(body.charset_name)
-    details.update(decoding)
     return _base(
         state,
         "message",
         direction=direction,
         remote=_remote(icbm),
-        text=body.plain,
-        html=body.markup,
-        charset=charset,
         action=action,
         rule=rule,
+        **_text_fields(text, details),
+    )
+
+
+def _text_fields(text: ShownText | None, details: dict[str, Any]) -> dict[str, Any]:
+    """Return the record fields for ``text`` and ``details`` (None when empty)."""
+    if text is None:
+        return {"details": details or None}
+    charset, decoding = _charset(text.charset_name)
+    details.update(decoding)
+    return {
+        "text": text.plain,
+        "html": text.markup,
+        "charset": charset,
+        "details": details or None,
+    }
+
+
+def unreadable_record(
+    state: SessionState,
+    kind: str,
+    direction: str,
+    *,
+    remote: str | None,
+    decode_error: str,
+    channel: int | None = None,
+) -> ArchiveRecord:
+    """Build the record of a message withheld because it could not be decoded.
+
+    ``decode_error`` is the rule the decoder named; the payload is never recorded.
+    """
+    details: dict[str, Any] = {"decode_error": decode_error}
+    if channel is not None:
+        details["icbm_channel" if kind != "chat" else "chat_channel"] = channel
+    return _base(
+        state,
+        kind,
+        direction=direction,
+        remote=normalize_screen_name(remote) if remote else None,
+        room=state.room if kind == "chat" else None,
+        action="blocked",
+        rule=UNREADABLE_RULE,
         details=details,
     )
 
@@ -83,8 +126,11 @@ def rendezvous_record(
     direction: str,
     action: str,
     *,
+    text: ShownText | None = None,
     rule: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> ArchiveRecord:
+    """Build the record of a rendezvous; ``text`` is its invitation text, if it has one."""
     kind = rendezvous.kind
     details: dict[str, Any] = {
         "rendezvous_type": rendezvous.type,
@@ -95,6 +141,7 @@ def rendezvous_record(
         details["file_name"] = rendezvous.file_name
         details["file_size"] = rendezvous.file_size
         details["file_count"] = rendezvous.file_count
+    details.update(extra or {})
     return _base(
         state,
         "rendezvous",
@@ -102,7 +149,7 @@ def rendezvous_record(
         remote=_remote(icbm),
         action=action,
         rule=rule,
-        details=details,
+        **_text_fields(text, details),
     )
 
 
