@@ -29,6 +29,7 @@ from imtegrity_proxy.protocol.enums import (
 )
 from imtegrity_proxy.protocol.flap import Flap
 from imtegrity_proxy.protocol.oservice import parse_error
+from imtegrity_proxy.protocol.snac import encode_snac
 from imtegrity_proxy.protocol.tlv import Tlv
 
 from tests.e2e.policy_proxy import PolicyProxy, drain, running_proxy, sequence_gaps, snacs_of
@@ -307,3 +308,48 @@ async def test_rule_matches_every_spelling(oscar_server: OscarServer, tmp_path: 
     assert [r["action"] for r in records] == ["blocked"] * len(SPELLINGS)
     assert [r["text"] for r in records] == ["secret"] * len(SPELLINGS)
     assert [r["html"] for r in records] == SPELLINGS
+
+
+# Screen names that do not re-encode
+
+# 200 bytes that are not UTF-8: each decodes to U+FFFD, three bytes again.
+UNENCODABLE_NAME = b"\xff" * 200
+
+
+async def send_to_raw_name(client: AimClient, name: bytes, text: str) -> int:
+    request_id = client.bos.next_request_id()
+    tlvs = icbm.text_message_tlvs(text)
+    body = os.urandom(8) + u16(1) + bytes([len(name)]) + name
+    body += b"".join(tlv.to_bytes() for tlv in tlvs)
+    await client.bos.send_snac(
+        encode_snac(Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST, request_id, body)
+    )
+    return request_id
+
+
+@pytest.mark.parametrize("case", ["notice", "disclaimer"])
+async def test_unencodable_recipient_keeps_session(
+    oscar_server: OscarServer, tmp_path: Path, case: str
+) -> None:
+    alice, bob = unique_screen_name("Al"), unique_screen_name("Bo")
+    fields: dict[str, Any] = {}
+    if case == "disclaimer":
+        fields["disclaimer"] = {"outbound": "This conversation is recorded."}
+    text = "a secret" if case == "notice" else "hello"
+    async with running_proxy(oscar_server, tmp_path, policy(alice, **fields)) as proxy:
+        local = await proxy.sign_on(alice)
+        remote = await proxy.sign_on_external(bob)
+
+        request_id = await send_to_raw_name(local, UNENCODABLE_NAME, text)
+        frames = await drain(local.bos)
+        errors = snacs_of(frames, Family.ICBM, IcbmSubtype.ERROR)
+        assert [error.request_id for error in errors] == [request_id]
+        [notice] = incoming(frames)
+        assert notice.screen_name == "IMtegrity"
+
+        await local.send_im(bob, "next message")
+        received = notice_texts(incoming(await drain(remote.bos)))
+        assert received[-1:] == ["next message"]
+
+    [record] = proxy.records(kind="message", action="blocked")
+    assert record["direction"] == "outbound"

@@ -53,7 +53,7 @@ from ..protocol.snac import HEADER_SIZE, Snac
 from ..protocol.tlv import find_tlv
 from ..protocol.userinfo import normalize_screen_name
 from . import records
-from .inject import Injector
+from .inject import Injector, fits_screen_name
 from .records import UNREADABLE_RULE, ShownText
 from .state import SessionState
 
@@ -647,6 +647,19 @@ class Enforcer:
         """
         if disclaimer is None:
             return None
+        if not fits_screen_name(disclaimer.remote):
+            self._release(disclaimer)
+            log.error(
+                "the %s disclaimer cannot be sent: the remote screen name takes more than "
+                "255 bytes in UTF-8; the message is withheld (conn=%s)",
+                disclaimer.direction,
+                self.conn.id,
+            )
+            notice = (
+                "This message was not delivered: the compliance disclaimer cannot be "
+                "addressed to this screen name."
+            )
+            return _UNADDRESSABLE, notice
         if not self._disclaimer_fits(disclaimer):
             return _TOO_LONG, self._too_long_notice()
         return None
@@ -750,15 +763,24 @@ class Enforcer:
     ) -> None:
         """Archive a notice, then show it as an IM from ``sender``, even if archiving failed.
 
-        An unknown sender is replaced by ``policy.notice_sender``.
+        A sender that is unknown, or whose name does not fit a user info block
+        (255 bytes of UTF-8), is replaced by ``policy.notice_sender``.
         """
         shown = self.policy.config.notice_prefix + text
         record = records.notice_record(
             self.state, direction, shown, remote=remote, rule=rule, reason=reason
         )
         await self.inspector._archive(record)
-        if sender is None:
-            sender = self.policy.config.notice_sender
+        if sender is None or not fits_screen_name(sender):
+            fallback = self.policy.config.notice_sender
+            if sender is not None:
+                log.warning(
+                    "notice shown from %s: the remote screen name takes more than 255 bytes "
+                    "in UTF-8 (conn=%s)",
+                    fallback,
+                    self.conn.id,
+                )
+            sender = fallback
         self.injector.notice_im(sender, shown)
 
     async def _notify_chat(
@@ -774,6 +796,7 @@ class Enforcer:
 
 
 _TOO_LONG = {"reason": "the disclaimer does not fit the server's message limit"}
+_UNADDRESSABLE = {"reason": "the remote screen name cannot be encoded for the disclaimer"}
 
 
 def _redact_icbm(

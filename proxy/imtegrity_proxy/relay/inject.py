@@ -28,6 +28,7 @@ from ..protocol.chat import (
     TEXT_TLV,
 )
 from ..protocol.enums import Channel, ChatSubtype, ErrorCode, Family, IcbmSubtype
+from ..protocol.errors import ProtocolError
 from ..protocol.icbm import (
     COOKIE_SIZE,
     encode_icbm_receive,
@@ -54,6 +55,19 @@ MAX_PENDING_REPLIES = 256
 
 # Chat public flag (TLV 0x01 of a chat message), which Open OSCAR Server sends.
 CHAT_PUBLIC_TLV = 0x0001
+
+
+# A screen name in a user info block or an ICBM send has a u8 length.
+MAX_SCREEN_NAME_BYTES = 0xFF
+
+
+def fits_screen_name(name: str) -> bool:
+    """Return True when ``name`` encodes to a screen name field (at most 255 bytes of UTF-8).
+
+    A name decoded from invalid UTF-8 contains U+FFFD for each bad byte, which takes
+    three bytes again, so a name that arrived in 255 bytes may not fit.
+    """
+    return len(name.encode("utf-8")) <= MAX_SCREEN_NAME_BYTES
 
 
 def new_cookie() -> bytes:
@@ -121,14 +135,38 @@ class Injector:
     # Toward the client
 
     def notice_im(self, sender: str, text: str) -> None:
-        """Show ``text`` to the local user as a message from ``sender``."""
-        snac = encode_notice_im(self._next_client_id(), new_cookie(), sender, text)
+        """Show ``text`` to the local user as a message from ``sender``.
+
+        A notice that cannot be encoded (a sender name over 255 bytes, or text
+        over a TLV's 65535 bytes) is skipped with a log line.
+        """
+        try:
+            snac = encode_notice_im(self._next_client_id(), new_cookie(), sender, text)
+        except (ValueError, ProtocolError) as error:
+            self._skip("IM notice", error)
+            return
         self._to_client.inject(Channel.DATA, snac)
 
     def notice_chat(self, sender: str, text: str) -> None:
-        """Show ``text`` to the local user as a chat room message from ``sender``."""
-        snac = encode_notice_chat(self._next_client_id(), new_cookie(), sender, text)
+        """Show ``text`` to the local user as a chat room message from ``sender``.
+
+        A notice that cannot be encoded is skipped with a log line.
+        """
+        try:
+            snac = encode_notice_chat(self._next_client_id(), new_cookie(), sender, text)
+        except (ValueError, ProtocolError) as error:
+            self._skip("chat notice", error)
+            return
         self._to_client.inject(Channel.DATA, snac)
+
+    def _skip(self, kind: str, error: Exception) -> None:
+        log.error(
+            "%s not sent: it cannot be encoded: %s: %s (conn=%s)",
+            kind,
+            type(error).__name__,
+            error,
+            self._connection_id,
+        )
 
     def error(self, family: int, request_id: int, code: int = ErrorCode.REQUEST_DENIED) -> None:
         """Reply to the client's request ``request_id`` with an error SNAC of ``family``."""

@@ -7,6 +7,8 @@ frames are renumbered by the FrameSink, so neither peer sees a gap.
 
 A FLAP or SNAC header that does not parse closes the connection. A message
 body that does not decode is withheld by its handler, and the session goes on.
+A ValueError that escapes a handler is logged and the frame withheld, unless
+the handler had forwarded or withheld it already.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class Inspector:
         self._signed_on = False
         # Room names of chat service requests, by the request id the redirect echoes.
         self._pending_rooms: OrderedDict[int, str] = OrderedDict()
+        # Per side ("client" or "server"): whether the frame being handled was
+        # forwarded or withheld yet.
+        self._disposed = {"client": False, "server": False}
         self.enforcer = Enforcer(self)
         enforcer = self.enforcer
         self._client_handlers: dict[tuple[int, int], Handler] = {
@@ -114,7 +119,7 @@ class Inspector:
 
     async def from_server(self, frame: Flap) -> None:
         if frame.channel == Channel.SIGNOFF:
-            await self._guard("server", self._server_signoff(frame))
+            await self._guard("server", frame, self._server_signoff(frame))
             return
         await self._dispatch(frame, self._server_handlers, "server", self._forward_to_client)
 
@@ -138,30 +143,53 @@ class Inspector:
         if handler is None:
             forward(frame)
             return
-        await self._guard(side, handler(frame, snac))
+        await self._guard(side, frame, handler(frame, snac))
 
-    @staticmethod
-    async def _guard(side: str, step: Awaitable[None]) -> None:
+    async def _guard(self, side: str, frame: Flap, step: Awaitable[None]) -> None:
+        self._disposed[side] = False
         try:
             await step
         except ProtocolError as error:
             if error.side != "peer":
                 raise
             raise error.for_side(side) from error
+        except ValueError as error:
+            # A bug in a handler must not end the user's session: withhold the frame
+            # (fail closed) unless it already went on or was withheld.
+            withheld = not self._disposed[side]
+            if withheld:
+                self._withhold(side, frame)
+            self.conn.log.error(
+                "a %s frame could not be handled (%s: %s); %s",
+                side,
+                type(error).__name__,
+                error,
+                "the frame is withheld" if withheld else "the frame was already handled",
+            )
 
     def _forward_to_server(self, frame: Flap) -> None:
+        self._disposed["client"] = True
         self.conn._to_server().relay(frame)
 
     def _forward_to_client(self, frame: Flap) -> None:
+        self._disposed["server"] = True
         self.conn.to_client.relay(frame)
 
     def _withhold_from_server(self, frame: Flap) -> None:
         """Withhold a client's frame from the server; the client-to-server numbering closes up."""
+        self._disposed["client"] = True
         self.conn._to_server().drop(frame)
 
     def _withhold_from_client(self, frame: Flap) -> None:
         """Withhold a server's frame from the client; the server-to-client numbering closes up."""
+        self._disposed["server"] = True
         self.conn.to_client.drop(frame)
+
+    def _withhold(self, side: str, frame: Flap) -> None:
+        if side == "client":
+            self._withhold_from_server(frame)
+        else:
+            self._withhold_from_client(frame)
 
     # Sign-on
 
