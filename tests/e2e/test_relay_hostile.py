@@ -353,3 +353,81 @@ async def test_unencodable_recipient_keeps_session(
 
     [record] = proxy.records(kind="message", action="blocked")
     assert record["direction"] == "outbound"
+
+
+# Whispers and client errors
+
+
+async def test_whisper_target_archived_and_ruled(
+    oscar_server: OscarServer, tmp_path: Path
+) -> None:
+    alice, rival, carol = (unique_screen_name(p) for p in ("Al", "Rival", "Ca"))
+    deny_rival = {"name": "no-rivals", "action": "deny", "remote": "rival*"}
+    async with running_proxy(
+        oscar_server, tmp_path, policy(alice, remote_parties=[deny_rival])
+    ) as proxy:
+        local = await proxy.sign_on(alice)
+        other = await proxy.sign_on_external(rival)
+        friend = await proxy.sign_on_external(carol)
+        room_name = unique_screen_name("room")
+        local_room = await local.join_chat(room_name)
+        rival_room = await other.join_chat(room_name)
+        carol_room = await friend.join_chat(room_name)
+        await drain(local_room.stream)
+
+        for target in (rival, carol):
+            await local_room.stream.send_snac(
+                chat.encode_chat_send(
+                    local_room.stream.next_request_id(), os.urandom(8), "just you", target
+                )
+            )
+        frames = await drain(local_room.stream)
+        assert len(snacs_of(frames, Family.CHAT, ChatSubtype.ERROR)) == 1
+        rival_got = snacs_of(await drain(rival_room.stream), Family.CHAT, 6)
+        carol_got = snacs_of(await drain(carol_room.stream), Family.CHAT, 6)
+        assert rival_got == []
+        assert len(carol_got) == 1
+
+    records = proxy.records(kind="chat", direction="outbound")
+    assert [(r["remote"], r["action"], r["rule"]) for r in records] == [
+        (rival.lower(), "blocked", "no-rivals"),
+        (carol.lower(), "delivered", None),
+    ]
+
+
+async def test_client_error_to_denied_party_withheld(
+    oscar_server: OscarServer, tmp_path: Path
+) -> None:
+    alice, rival = unique_screen_name("Al"), unique_screen_name("Rival")
+    deny_rival = {"name": "no-rivals", "action": "deny", "remote": "rival*"}
+    async with running_proxy(
+        oscar_server, tmp_path, policy(alice, remote_parties=[deny_rival])
+    ) as proxy:
+        local = await proxy.sign_on(alice)
+        other = await proxy.sign_on_external(rival)
+        info = b"\x00\x00free text for you"
+
+        request_id = other.bos.next_request_id()
+        await other.bos.send_snac(
+            icbm.encode_client_error(request_id, os.urandom(8), 2, alice, 0x0003, info)
+        )
+        frames = await drain(local.bos)
+        assert snacs_of(frames, Family.ICBM, IcbmSubtype.CLIENT_ERR) == []
+
+        request_id = local.bos.next_request_id()
+        await local.bos.send_snac(
+            icbm.encode_client_error(request_id, os.urandom(8), 2, rival, 0x0003, info)
+        )
+        frames = await drain(other.bos)
+        assert snacs_of(frames, Family.ICBM, IcbmSubtype.CLIENT_ERR) == []
+
+        # The same client error from an allowed party passes, so the check can fail.
+        carol = unique_screen_name("Ca")
+        friend = await proxy.sign_on_external(carol)
+        request_id = friend.bos.next_request_id()
+        await friend.bos.send_snac(
+            icbm.encode_client_error(request_id, os.urandom(8), 2, alice, 0x0003, info)
+        )
+        frames = await drain(local.bos)
+        assert len(snacs_of(frames, Family.ICBM, IcbmSubtype.CLIENT_ERR)) == 1
+        assert sequence_gaps(local.bos.received) == []

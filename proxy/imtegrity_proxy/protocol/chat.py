@@ -1,7 +1,7 @@
 """Chat (family 0x000E): room messages and room info.
 
 Send (0x000E/0x0005): cookie (8 bytes), channel (u16, 3), TLVs: 0x01 public,
-0x06 reflect, 0x05 message info. Receive (0x000E/0x0006) adds TLV 0x03, the
+0x02 whisper target, 0x06 reflect, 0x05 message info. Receive (0x000E/0x0006) adds TLV 0x03, the
 sender's user info. The message info holds TLVs 0x01 text, 0x02 encoding name
 and 0x03 language.
 """
@@ -16,9 +16,11 @@ from .errors import ProtocolError
 from .snac import Snac, encode_snac
 from .text import decode_chat_text, markup_to_plain
 from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, read_counted_tlvs, read_tlvs_to_end
-from .userinfo import UserInfo, read_user_info
+from .userinfo import UserInfo, decode_screen_name, read_user_info
 
 CHAT_CHANNEL = 0x0003
+PUBLIC_TLV = 0x0001
+WHISPER_TLV = 0x0002
 MESSAGE_INFO_TLV = 0x0005
 SENDER_INFO_TLV = 0x0003
 TEXT_TLV = 0x0001
@@ -42,6 +44,19 @@ class ChatMessage:
     @property
     def plain(self) -> str:
         return markup_to_plain(self.text)
+
+    @property
+    def whisper_target(self) -> str | None:
+        """The one user a whisper goes to, or None for a message to the whole room.
+
+        Open OSCAR Server v0.22.0 (``ChatService.ChannelMsgToHost``) sends a
+        message to one user when TLV 0x02 names one and the public flag TLV 0x01
+        is absent, so the same test decides here.
+        """
+        raw = find_tlv(self.tlvs, WHISPER_TLV)
+        if raw is None or find_tlv(self.tlvs, PUBLIC_TLV) is not None:
+            return None
+        return decode_screen_name(raw)
 
 
 def parse_chat_send(snac: Snac) -> ChatMessage:
@@ -72,14 +87,24 @@ def _parse_chat(body: bytes, context: str) -> ChatMessage:
     return ChatMessage(cookie, channel, tlvs, raw_text, text, encoding, charset_name, sender)
 
 
-def encode_chat_send(request_id: int, cookie: bytes, text: str) -> bytes:
-    """Build a chat send (used by the scripted client): ASCII or UCS-2."""
+def encode_chat_send(
+    request_id: int, cookie: bytes, text: str, whisper_to: str | None = None
+) -> bytes:
+    """Build a chat send (used by the scripted client): ASCII or UCS-2.
+
+    With ``whisper_to``, the message goes to that user only: TLV 0x02 names
+    the user and the public flag is left out.
+    """
     if text.isascii():
         raw, encoding = text.encode("ascii"), b"us-ascii"
     else:
         raw, encoding = text.encode("utf-16-be"), b"unicode-2-0"
     info = encode_tlvs((Tlv(TEXT_TLV, raw), Tlv(ENCODING_TLV, encoding), Tlv(LANGUAGE_TLV, b"en")))
-    tlvs = (Tlv(0x0001, b""), Tlv(0x0006, b""), Tlv(MESSAGE_INFO_TLV, info))
+    if whisper_to is None:
+        audience = Tlv(PUBLIC_TLV, b"")
+    else:
+        audience = Tlv(WHISPER_TLV, whisper_to.encode("utf-8"))
+    tlvs = (audience, Tlv(0x0006, b""), Tlv(MESSAGE_INFO_TLV, info))
     body = cookie + u16(CHAT_CHANNEL) + encode_tlvs(tlvs)
     return encode_snac(Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST, request_id, body)
 

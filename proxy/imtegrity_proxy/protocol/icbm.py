@@ -286,6 +286,38 @@ def encode_typing(request_id: int, cookie: bytes, screen_name: str, event: int) 
 
 
 @dataclass(frozen=True, slots=True)
+class ClientError:
+    """A client's error reply to an ICBM (0x0004/0x000B), relayed by the server to the peer.
+
+    ``info`` is free-form and can carry text, such as an away message.
+    """
+
+    cookie: bytes = field(repr=False)
+    channel: int
+    screen_name: str
+    code: int
+    info: bytes = field(repr=False)
+
+
+def parse_client_error(snac: Snac) -> ClientError:
+    _expect(snac, IcbmSubtype.CLIENT_ERR)
+    reader = ByteReader(snac.body, "ICBM client error")
+    cookie = reader.take(COOKIE_SIZE, "ICBM cookie")
+    channel = reader.u16("ICBM channel")
+    name = decode_screen_name(reader.u8_string("screen name"))
+    code = reader.u16("client error code")
+    return ClientError(cookie, channel, name, code, reader.rest())
+
+
+def encode_client_error(
+    request_id: int, cookie: bytes, channel: int, screen_name: str, code: int, info: bytes
+) -> bytes:
+    name = screen_name.encode("utf-8")
+    body = _cookie(cookie) + u16(channel) + bytes([len(name)]) + name + u16(code) + info
+    return encode_snac(Family.ICBM, IcbmSubtype.CLIENT_ERR, request_id, body)
+
+
+@dataclass(frozen=True, slots=True)
 class HostAck:
     cookie: bytes = field(repr=False)
     channel: int

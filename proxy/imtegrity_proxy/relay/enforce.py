@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..archive import ArchiveRecord
+from ..config import RemotePartyRule
 from ..policy.disclaimer import Conversation, encoded_size, render
 from ..policy.engine import MessageKind, Policy
 from ..policy.redact import (
@@ -44,6 +45,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.flap import MAX_PAYLOAD, Flap
 from ..protocol.icbm import (
     Icbm,
+    parse_client_error,
     parse_icbm_receive,
     parse_icbm_send,
     parse_typing,
@@ -412,6 +414,38 @@ class Enforcer:
             return
         self.inspector._forward_to_client(frame)
 
+    async def outbound_client_error(self, frame: Flap, snac: Snac) -> None:
+        """Withhold a client error (0x0004/0x000B) to a denied party, without a notice.
+
+        Its free-form data can carry text, so one that does not decode is
+        withheld as well.
+        """
+        if self._client_error_withheld(snac, "outbound"):
+            self.inspector._withhold_from_server(frame)
+            return
+        self.inspector._forward_to_server(frame)
+
+    async def inbound_client_error(self, frame: Flap, snac: Snac) -> None:
+        """Withhold a client error from a denied party, or one that does not decode."""
+        if self._client_error_withheld(snac, "inbound"):
+            self.inspector._withhold_from_client(frame)
+            return
+        self.inspector._forward_to_client(frame)
+
+    def _client_error_withheld(self, snac: Snac, direction: str) -> bool:
+        # NOTE: the data of a client error that passes is not archived.
+        try:
+            client_error = parse_client_error(snac)
+        except ProtocolError as error:
+            self.conn.log.warning("%s ICBM client error withheld: %s", direction, error)
+            return True
+        self.inspector.identify()
+        rule = self.policy.denying_party_rule(self.state.identity, client_error.screen_name)
+        if rule is None:
+            return False
+        self.conn.log.info("%s ICBM client error withheld (rule %s)", direction, rule.name)
+        return True
+
     def _typing_denied(self, snac: Snac) -> bool:
         try:
             typing = parse_typing(snac)
@@ -441,12 +475,16 @@ class Enforcer:
         # NOTE: on a chat connection whose room the proxy never learned (no matching
         # service request and no room info yet), rules with a room pattern match nothing.
         room = self.state.room or ""
-        party = self.policy.denying_party_rule(self.state.identity, None, room)
+        target = message.whisper_target
+        party = self._outbound_chat_party_rule(room, target)
         if party is not None:
             record = records.chat_record(
                 self.state, message, "outbound", "blocked", rule=party.name
             )
-            notice = party.notice or f"Chat in {room} is not allowed (rule {party.name})."
+            if target is not None:
+                notice = self.policy.party_notice(party, target)
+            else:
+                notice = party.notice or f"Chat in {room} is not allowed (rule {party.name})."
             await self._withhold_outbound_chat(frame, snac, record, notice, "remote party")
             return
 
@@ -466,6 +504,19 @@ class Enforcer:
         self.conn.context.metrics.message("outbound", action)
         if verdict.notice:
             await self._notify_chat(verdict.notice, "outbound", None, rule, action)
+
+    def _outbound_chat_party_rule(self, room: str, target: str | None) -> RemotePartyRule | None:
+        """Return the rule that denies an outbound room message or whisper, or None.
+
+        A message to the whole room matches only rules whose ``remote`` is ``*``. A
+        whisper goes to one user, so it matches the room's rules with that user as
+        the remote party, and then the IM rules, as a direct message would.
+        """
+        identity = self.state.identity
+        if target is None:
+            return self.policy.denying_party_rule(identity, None, room)
+        in_room = self.policy.denying_party_rule(identity, target, room)
+        return in_room or self.policy.denying_party_rule(identity, target)
 
     async def inbound_chat(self, frame: Flap, snac: Snac) -> None:
         try:

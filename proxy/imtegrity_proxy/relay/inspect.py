@@ -88,6 +88,7 @@ class Inspector:
         self._client_handlers: dict[tuple[int, int], Handler] = {
             (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST): enforcer.outbound_icbm,
             (Family.ICBM, IcbmSubtype.CLIENT_EVENT): enforcer.outbound_typing,
+            (Family.ICBM, IcbmSubtype.CLIENT_ERR): enforcer.outbound_client_error,
             (Family.CHAT, ChatSubtype.CHANNEL_MSG_TO_HOST): enforcer.outbound_chat,
             (Family.OSERVICE, OServiceSubtype.SERVICE_REQUEST): self._service_request,
             (Family.BUCP, BucpSubtype.CHALLENGE_REQUEST): self._same_signon_name,
@@ -101,6 +102,7 @@ class Inspector:
             (Family.OSERVICE, OServiceSubtype.USER_INFO_UPDATE): self._self_info,
             (Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_CLIENT): enforcer.inbound_icbm,
             (Family.ICBM, IcbmSubtype.CLIENT_EVENT): enforcer.inbound_typing,
+            (Family.ICBM, IcbmSubtype.CLIENT_ERR): enforcer.inbound_client_error,
             (Family.ICBM, IcbmSubtype.ERROR): enforcer.server_reply,
             (Family.ICBM, IcbmSubtype.HOST_ACK): enforcer.server_reply,
             (Family.ICBM, IcbmSubtype.PARAMETER_REPLY): enforcer.icbm_parameters,

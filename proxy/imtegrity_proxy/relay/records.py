@@ -162,15 +162,25 @@ def chat_record(
     rule: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ArchiveRecord:
-    """Build the record of a chat message; its text is the text the sender wrote."""
+    """Build the record of a chat message; its text is the text the sender wrote.
+
+    The remote party is the sender of an inbound message and the target of an
+    outbound whisper. An outbound message to the whole room has none.
+    """
     charset, details = _charset(message.charset_name)
     details.update(extra or {})
     sender = message.sender.screen_name if message.sender is not None else None
+    if direction == "inbound":
+        remote = sender
+    else:
+        remote = message.whisper_target
+        if remote is not None:
+            details["whisper"] = True
     return _base(
         state,
         "chat",
         direction=direction,
-        remote=normalize_screen_name(sender) if sender and direction == "inbound" else None,
+        remote=normalize_screen_name(remote) if remote else None,
         room=state.room,
         text=message.plain,
         html=message.text,
