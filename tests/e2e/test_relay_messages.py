@@ -212,19 +212,51 @@ async def _present_cookie(port: int, cookie: bytes):
     return stream
 
 
-async def test_empty_tlvs_and_ucs2_case_relayed(proxy_factory, oscar_server):
-    """UCS-2 "asdasd" with an empty store-offline TLV is relayed and archived as sent."""
-    proxy = await proxy_factory()
-    alice, bob = await pair(proxy, oscar_server)
+async def test_empty_tlvs_and_ucs2_case_relayed(proxy_factory, tmp_path):
+    """UCS-2 "asdasd" with an empty store-offline TLV reaches the server as sent, and both
+    records keep the text."""
+    # A server of its own that hands out the tap's port, so BOS also passes the tap.
+    tap = await TcpTap().start()
+    server = start_oscar_server(tmp_path / "tapped-oscar", advertised_port=tap.port)
+    tap.target = (server.host, server.port)
+    proxy = await proxy_factory(upstream={"servers": [tap.address]})
     body = bytes.fromhex("0501000201060101001000020000006100730064006100730064")
+    sent_tlvs = (Tlv(0x0002, body), Tlv(0x0006, b""))
+
     try:
-        await alice.send_im_tlvs(bob.screen_name, (Tlv(0x0002, body), Tlv(0x0006, b"")))
-        received = await bob.receive_im()
+        alice, bob = await pair(proxy, server)
+        try:
+            await alice.send_im_tlvs(bob.screen_name, sent_tlvs)
+            received = await bob.receive_im()
+            await asyncio.sleep(0.2)
+        finally:
+            await alice.close()
+            await bob.close()
     finally:
-        await alice.close()
-        await bob.close()
-    sent = parse_icbm_send(parse_snac(split_frames(alice.bos.sent[-2])[0].payload))
-    assert sent.tlvs == (Tlv(0x0002, body), Tlv(0x0006, b""))
+        await tap.close()
+        server.close()
+
+    # The server received both TLVs as the client sent them.
+    at_server = [
+        parse_icbm_send(snac)
+        for data in tap.to_server
+        for snac in _snacs(data, Family.ICBM, IcbmSubtype.CHANNEL_MSG_TO_HOST)
+    ]
+    assert [icbm.tlvs for icbm in at_server] == [sent_tlvs]
+    assert at_server[0].screen_name == bob.screen_name
     assert received.text == "asdasd"
-    outbound = [r for r in proxy.records_of("message") if r["direction"] == "outbound"]
-    assert [(r["text"], r["charset"]) for r in outbound] == [("asdasd", "ucs-2")]
+
+    records = proxy.records_of("message")
+    assert [(r["direction"], r["text"], r["charset"]) for r in records] == [
+        ("outbound", "asdasd", "ucs-2"),
+        ("inbound", "asdasd", "ucs-2"),
+    ]
+
+
+def _snacs(data: bytes, family: int, subtype: int):
+    for frame in split_frames(data):
+        if frame.channel != Channel.DATA:
+            continue
+        snac = parse_snac(frame.payload)
+        if (snac.family, snac.subtype) == (family, subtype):
+            yield snac
