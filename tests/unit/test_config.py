@@ -122,7 +122,7 @@ def test_defaults_match_documented_values() -> None:
     assert config.relay.idle_timeout_seconds == 0
     assert config.archive.path == "imtegrity-archive.sqlite3"
     assert config.archive.max_batch == 256
-    assert config.archive.max_delay_ms == 5
+    assert config.archive.max_delay_ms == 0
     assert config.policy.unregistered == "allow"
     assert config.policy.denied_signon.code == 1
     assert config.policy.disclaimer.scope == "conversation-day"
