@@ -18,7 +18,7 @@ from imtegrity_proxy.protocol.text import markup_to_plain
         "se<sub></sub>cret",
         "se<!-- x -->cret",
         "se<!-- a > b -->cret",
-        "<p>se</p>cret".replace("</p>", "<i></i>"),
+        "<p>se<i></i>cret",
         "se\u00adcret",
         "se\u200bcret",
         "se\u200ccret",
