@@ -125,6 +125,8 @@ class IcqMessage:
 
     ``raw`` is the text without its NUL. Channel-4 text is not markup, so
     ``markup`` is the text itself and ``plain`` only drops format characters.
+    NOTE: a client that renders channel-4 text as HTML would hide tags that
+    rules still see here, so "se<b></b>cret" does not match a rule on "secret".
     """
 
     uin: int
