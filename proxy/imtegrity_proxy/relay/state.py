@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..protocol.userinfo import normalize_screen_name
 
@@ -25,7 +25,6 @@ class SessionState:
     room: str | None = None
     signon_style: str | None = None  # "bucp" or "old-style" on a login connection
     signoff_reason: int | None = None
-    pending_rooms: list[str] = field(default_factory=list)
 
     @property
     def local(self) -> str | None:
