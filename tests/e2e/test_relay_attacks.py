@@ -138,7 +138,7 @@ async def test_connections_over_limit_closed(proxy_factory, oscar_server, caplog
     extra = await FlapStream.open("127.0.0.1", proxy.port)
     with pytest.raises(ConnectionError):
         await extra.read(timeout=5)
-    assert "refused 1 connections: relay.max_connections (2) are open" in caplog.text
+    assert "rejected 1 connections: relay.max_connections (2) are open" in caplog.text
     for stream in held:
         await stream.close()
     await asyncio.sleep(0.2)

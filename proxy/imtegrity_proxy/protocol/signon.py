@@ -32,7 +32,7 @@ MULTI_CONNECTION_TLV = 0x004A
 
 
 class HelloKind(Enum):
-    """What a client's channel-1 frame starts."""
+    """Kind of connection that a client's channel-1 hello starts."""
 
     BUCP = "bucp"
     OLD_STYLE_LOGIN = "old-style"

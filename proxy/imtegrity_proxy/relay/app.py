@@ -33,8 +33,8 @@ class ProxyServer:
         self.health: HealthServer | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
-        self._refused = 0
-        self._refused_logged_at = -60.0
+        self._rejected = 0
+        self._rejected_logged_at = -60.0
 
     @property
     def ports(self) -> list[int]:
@@ -76,7 +76,7 @@ class ProxyServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.context is not None
         if len(self._connections) >= self.config.relay.max_connections:
-            self._refuse(writer)
+            self._reject_over_limit(writer)
             return
         task = asyncio.current_task()
         assert task is not None
@@ -86,19 +86,19 @@ class ProxyServer:
         finally:
             self._connections.discard(task)  # type: ignore[arg-type]
 
-    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    def _reject_over_limit(self, writer: asyncio.StreamWriter) -> None:
         """Close a connection over relay.max_connections, logging at most once a minute."""
         writer.close()
-        self._refused += 1
+        self._rejected += 1
         now = time.monotonic()
-        if now - self._refused_logged_at >= 60:
+        if now - self._rejected_logged_at >= 60:
             log.warning(
-                "refused %d connections: relay.max_connections (%d) are open",
-                self._refused,
+                "rejected %d connections: relay.max_connections (%d) are open",
+                self._rejected,
                 self.config.relay.max_connections,
             )
-            self._refused = 0
-            self._refused_logged_at = now
+            self._rejected = 0
+            self._rejected_logged_at = now
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Stop accepting, let sessions drain for the grace period, then close the rest."""

@@ -267,7 +267,7 @@ class Inspector:
         if reply.screen_name and normalize_screen_name(reply.screen_name) != self.state.local:
             # The server signed on another name than policy decided on: refuse it.
             self.conn.context.metrics.signon("name_mismatch")
-            self.conn.log.warning("sign-on refused: the server's reply names another user")
+            self.conn.log.warning("sign-on rejected: the server's reply names another user")
             code = SignonErrorCode.INVALID_SCREEN_NAME
             return failure_tlvs(self.state.screen_name or "", code, "")
         if reply.screen_name:
@@ -384,7 +384,7 @@ class Inspector:
         error = encode_error(family, snac.request_id, ErrorCode.SERVICE_UNAVAILABLE)
         self.conn.to_client.inject(Channel.DATA, error)
         self.conn.context.metrics.message("outbound", "failed")
-        self.conn.log.error("outbound message refused: it could not be archived")
+        self.conn.log.error("outbound message rejected: it could not be archived")
 
     async def _archive(self, record: ArchiveRecord) -> bool:
         try:
