@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .buffer import ByteReader, u16
 from .enums import ChatSubtype, Family
 from .errors import ProtocolError
-from .snac import Snac, encode_snac
+from .snac import Snac, encode_snac, expect_snac
 from .text import decode_chat_text, markup_to_plain
 from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, parse_tlvs, read_counted_tlvs, read_tlvs_to_end
 from .userinfo import UserInfo, decode_screen_name, read_user_info
@@ -172,12 +172,7 @@ def parse_nav_info_room(snac: Snac) -> RoomInfo:
 
 
 def _expect(snac: Snac, subtype: ChatSubtype) -> None:
-    if snac.family != Family.CHAT or snac.subtype != subtype:
-        raise ProtocolError(
-            f"expected chat subtype 0x{subtype:04x}",
-            expected=(Family.CHAT << 16) | subtype,
-            actual=(snac.family << 16) | snac.subtype,
-        )
+    expect_snac(snac, Family.CHAT, subtype, "chat")
 
 
 def room_name_from_cookie(cookie: str) -> str:

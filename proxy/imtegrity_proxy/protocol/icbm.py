@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .buffer import ByteReader, u16
 from .enums import Family, IcbmChannel, IcbmSubtype, IcbmTlv
 from .errors import ProtocolError
-from .snac import Snac, encode_snac
+from .snac import Snac, encode_snac, expect_snac
 from .text import (
     decode_fragment_text,
     decode_legacy_text,
@@ -341,9 +341,4 @@ def _cookie(cookie: bytes) -> bytes:
 
 
 def _expect(snac: Snac, subtype: IcbmSubtype) -> None:
-    if snac.family != Family.ICBM or snac.subtype != subtype:
-        raise ProtocolError(
-            f"expected ICBM subtype 0x{subtype:04x}",
-            expected=(Family.ICBM << 16) | subtype,
-            actual=(snac.family << 16) | snac.subtype,
-        )
+    expect_snac(snac, Family.ICBM, subtype, "ICBM")

@@ -14,7 +14,7 @@ from .address import parse_address
 from .buffer import ByteReader, u16
 from .enums import Family, OServiceSubtype, RedirectTlv
 from .errors import ProtocolError
-from .snac import Snac, encode_snac
+from .snac import Snac, encode_snac, expect_snac
 from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end, replace_tlv
 from .userinfo import UserInfo, read_user_info
 
@@ -136,12 +136,7 @@ def chat_room_tlv(exchange: int, cookie: str, instance: int) -> Tlv:
 
 
 def _expect(snac: Snac, subtype: OServiceSubtype) -> None:
-    if snac.family != Family.OSERVICE or snac.subtype != subtype:
-        raise ProtocolError(
-            f"expected OSERVICE subtype 0x{subtype:04x}",
-            expected=(Family.OSERVICE << 16) | subtype,
-            actual=(snac.family << 16) | snac.subtype,
-        )
+    expect_snac(snac, Family.OSERVICE, subtype, "OSERVICE")
 
 
 def _u16_or_none(raw: bytes | None, field_name: str) -> int | None:

@@ -20,7 +20,7 @@ from .address import parse_address
 from .buffer import ByteReader, u16, u32
 from .enums import BucpSubtype, Family, SignonTlv
 from .errors import ProtocolError
-from .snac import Snac, encode_snac
+from .snac import Snac, encode_snac, expect_snac
 from .tlv import Tlv, Tlvs, encode_tlvs, find_tlv, read_tlvs_to_end, replace_tlv
 from .userinfo import decode_screen_name
 
@@ -108,12 +108,7 @@ def parse_login_request(snac: Snac) -> LoginRequest:
 
 
 def _bucp_tlvs(snac: Snac, subtype: BucpSubtype) -> Tlvs:
-    if snac.family != Family.BUCP or snac.subtype != subtype:
-        raise ProtocolError(
-            f"expected BUCP subtype 0x{subtype:04x}",
-            expected=(Family.BUCP << 16) | subtype,
-            actual=(snac.family << 16) | snac.subtype,
-        )
+    expect_snac(snac, Family.BUCP, subtype, "BUCP")
     return read_tlvs_to_end(ByteReader(snac.body, f"BUCP 0x{subtype:04x} TLVs"))
 
 
@@ -210,12 +205,7 @@ def encode_challenge_request(request_id: int, screen_name: str) -> bytes:
 
 def parse_challenge_response(snac: Snac) -> bytes:
     """Return the key of a BUCP 0x0017/0x0007 challenge response."""
-    if snac.family != Family.BUCP or snac.subtype != BucpSubtype.CHALLENGE_RESPONSE:
-        raise ProtocolError(
-            "expected BUCP challenge response",
-            expected=(Family.BUCP << 16) | BucpSubtype.CHALLENGE_RESPONSE,
-            actual=(snac.family << 16) | snac.subtype,
-        )
+    expect_snac(snac, Family.BUCP, BucpSubtype.CHALLENGE_RESPONSE, "BUCP")
     return ByteReader(snac.body, "BUCP challenge key").u16_string("challenge key")
 
 

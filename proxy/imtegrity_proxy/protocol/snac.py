@@ -74,5 +74,15 @@ def parse_snac(payload: bytes) -> Snac:
     return Snac(family, subtype, flags, request_id, payload[body_start:], prefix)
 
 
+def expect_snac(snac: Snac, family: int, subtype: int, label: str) -> None:
+    """Raise ProtocolError unless ``snac`` is (family, subtype); ``label`` names the family."""
+    if snac.family != family or snac.subtype != subtype:
+        raise ProtocolError(
+            f"expected {label} subtype 0x{subtype:04x}",
+            expected=(family << 16) | subtype,
+            actual=(snac.family << 16) | snac.subtype,
+        )
+
+
 def encode_snac(family: int, subtype: int, request_id: int, body: bytes, flags: int = 0) -> bytes:
     return HEADER.pack(family, subtype, flags, request_id) + body
