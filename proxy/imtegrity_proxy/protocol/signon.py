@@ -185,13 +185,13 @@ def failure_tlvs(screen_name: str, code: int, url: str) -> Tlvs:
 
 
 def encode_bucp_login_failure(request_id: int, screen_name: str, code: int, url: str) -> bytes:
-    """A 0x0017/0x0003 SNAC reporting a failed sign-on, echoing the request id."""
+    """Build a 0x0017/0x0003 SNAC that reports a failed sign-on and echoes the request id."""
     body = encode_tlvs(failure_tlvs(screen_name, code, url))
     return encode_snac(Family.BUCP, BucpSubtype.LOGIN_RESPONSE, request_id, body)
 
 
 def encode_old_style_failure(screen_name: str, code: int, url: str) -> bytes:
-    """A channel-4 payload reporting a failed old-style sign-on."""
+    """Build the channel-4 payload that reports a failed old-style sign-on."""
     return encode_tlvs(failure_tlvs(screen_name, code, url))
 
 
@@ -210,7 +210,7 @@ def parse_challenge_response(snac: Snac) -> bytes:
 
 
 def login_hash(key: bytes, password: str, strong: bool = True) -> bytes:
-    """The MD5 login hash of TLV 0x25 (strong: over MD5 of the password)."""
+    """Compute the MD5 login hash of TLV 0x25; the strong form hashes MD5(password)."""
     secret = password.encode("utf-8")
     if strong:
         secret = hashlib.md5(secret).digest()  # noqa: S324 - fixed by the protocol

@@ -121,7 +121,7 @@ class Connection:
         if kind is HelloKind.SERVICE:
             targets = self._resume(hello.cookie or b"")
             if targets is None:
-                await self._refuse_unknown_cookie()
+                await self._reject_unknown_cookie()
             return targets
         if kind is HelloKind.OLD_STYLE_LOGIN:
             self.state.signon_style = "old-style"
@@ -143,7 +143,7 @@ class Connection:
         self.trace.signon_started(self.state)
         self.log.info("sign-on started (%s)", self.state.signon_style)
 
-    async def _refuse_unknown_cookie(self) -> None:
+    async def _reject_unknown_cookie(self) -> None:
         self.state.role = "service"
         self.trace.begin(self.state)
         self.log.warning("closing: unknown cookie, and unregistered users are denied")
@@ -158,7 +158,7 @@ class Connection:
     def _resume(self, cookie: bytes) -> list[tuple[str, int]] | None:
         ticket = self.context.cookies.lookup(cookie)
         if ticket is None and self.context.policy.policy.config.unregistered == "deny":
-            # Nobody's sign-on was decided for this cookie, so nobody may use it.
+            # No sign-on was decided for this cookie, so no one may use it.
             return None
         if ticket is None:
             default = self.context.connector.login_servers[:1]

@@ -231,7 +231,7 @@ class Enforcer:
             icbm, content, "outbound", verdict.action, verdict.rule, verdict.details
         )
         if not await self._archive_with_disclaimer(disclaimer, record):
-            self.inspector._refuse_outbound(frame, Family.ICBM, snac)
+            self.inspector._reject_outbound(frame, Family.ICBM, snac)
             return
         if disclaimer is not None:
             self._inject_disclaimer(disclaimer)
@@ -498,7 +498,7 @@ class Enforcer:
             return
 
         if not await self.inspector._archive(record):
-            self.inspector._refuse_outbound(frame, Family.CHAT, snac)
+            self.inspector._reject_outbound(frame, Family.CHAT, snac)
             return
         self.inspector._forward_to_server(_rewritten(frame, snac, verdict))
         self.conn.context.metrics.message("outbound", action)

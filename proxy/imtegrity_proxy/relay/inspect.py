@@ -378,7 +378,7 @@ class Inspector:
 
     # Messages (handled by self.enforcer)
 
-    def _refuse_outbound(self, frame: Flap, family: int, snac: Snac) -> None:
+    def _reject_outbound(self, frame: Flap, family: int, snac: Snac) -> None:
         """Withhold a message that was not archived and tell the sender."""
         self._withhold_from_server(frame)
         error = encode_error(family, snac.request_id, ErrorCode.SERVICE_UNAVAILABLE)
